@@ -1,0 +1,16 @@
+"""call_status: Twilio's status callbacks for calls placed by make_call, one log line each."""
+
+import azure.functions as func
+
+from shared.call_events import log_call_event
+from shared.webhooks import twilio_webhook
+
+bp = func.Blueprint()
+
+
+@bp.function_name("call_status")
+@bp.route(route="call_status", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@twilio_webhook
+def call_status(req: func.HttpRequest) -> func.HttpResponse:
+    log_call_event(req.form)
+    return func.HttpResponse(status_code=204)

@@ -1,0 +1,1 @@
+"""Tools to run and try the function app on one machine; never deployed."""

@@ -1,0 +1,75 @@
+"""The HTTP functions of the app, read from the app itself as the Python worker indexes them."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import azure.functions as func
+from azure.functions.decorators.function_app import Function
+from azure.functions.decorators.http import HttpTrigger
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    name: str
+    route: str
+    methods: tuple[str, ...]
+    auth_level: str
+    handler: Callable[[func.HttpRequest], func.HttpResponse]
+
+    def path(self, prefix: str) -> str:
+        return "/" + "/".join(part for part in (prefix, self.route) if part)
+
+
+@functools.cache
+def indexed(app: func.FunctionApp) -> tuple[Function, ...]:
+    """The app's functions as the worker indexes them: `get_functions()` may run once per app."""
+    return tuple(app.get_functions())
+
+
+def http_functions(app: func.FunctionApp) -> list[HttpFunction]:
+    found = []
+    for function in indexed(app):
+        trigger = function.get_trigger()
+        if not isinstance(trigger, HttpTrigger):
+            continue
+        name = function.get_function_name()
+        assert name is not None
+        methods = tuple(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ())) or (
+            "GET",
+            "POST",
+            "PUT",
+            "PATCH",
+            "DELETE",
+            "HEAD",
+            "OPTIONS",
+        )
+        level = trigger.auth_level or app.auth_level
+        found.append(
+            HttpFunction(
+                name=name,
+                route=trigger.route or name,
+                methods=methods,
+                auth_level=str(getattr(level, "value", level)).upper(),
+                handler=function.get_user_function(),
+            )
+        )
+    return found
+
+
+def route_prefix(host_json: Path = ROOT / "host.json") -> str:
+    settings = json.loads(host_json.read_text(encoding="utf-8"))
+    prefix: str = settings.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    return prefix.strip("/")
+
+
+def werkzeug_rule(route: str) -> str:
+    """Azure's route template ({id}, {id:int}) in werkzeug's syntax (<id>, <int:id>)."""
+    return re.sub(r"\{(\w+)(?::(\w+))?\}", lambda m: f"<{m[2] + ':' if m[2] else ''}{m[1]}>", route)

@@ -1,0 +1,282 @@
+"""Local servers that answer as Twilio's REST API, Azure Key Vault and the managed identity
+endpoint do, and fail as they fail: status codes, delays, dropped connections.
+
+Tests and the benchmark point the app at these over real HTTP(S); nothing in the app is patched.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How to answer one request instead of the normal answer."""
+
+    status: int | None = None
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False  # close the connection without answering
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    form: dict[str, list[str]]
+
+    def field(self, name: str) -> str:
+        return self.form[name][0]
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        scheme, _, value = self.headers.get("Authorization", "").partition(" ")
+        if scheme != "Basic":
+            return None
+        user, _, password = base64.b64decode(value).decode().partition(":")
+        return user, password
+
+
+class StandIn:
+    """A threaded HTTP(S) server on a free loopback port, with a script of faults to play."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None, delay: float = 0.0) -> None:
+        self.received: list[Received] = []
+        self.faults: deque[Fault] = deque()
+        self.connections = 0
+        self.delay = delay
+        self._lock = threading.Lock()
+        self._server = _Server(self, tls)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=type(self).__name__, daemon=True)
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self._server.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> StandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def fail_next(self, *faults: Fault) -> None:
+        self.faults.extend(faults)
+
+    def next_fault(self) -> Fault | None:
+        with self._lock:
+            return self.faults.popleft() if self.faults else None
+
+    def record(self, request: Received) -> None:
+        with self._lock:
+            self.received.append(request)
+
+    def count_connection(self) -> None:
+        with self._lock:
+            self.connections += 1
+
+    def applies_faults(self, request: Received) -> bool:
+        return True
+
+    def answer(self, request: Received) -> tuple[int, dict[str, Any], dict[str, str]]:
+        raise NotImplementedError
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, owner: StandIn, tls: ssl.SSLContext | None) -> None:
+        self.owner = owner
+        self.tls = tls
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        self.owner.count_connection()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True)
+        return sock, address
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read what was received, not a log."""
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        owner = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8") if length else ""
+        parts = urlsplit(self.path)
+        request = Received(
+            method=self.command,
+            path=parts.path,
+            query=parse_qs(parts.query),
+            headers=dict(self.headers.items()),
+            form=parse_qs(body, keep_blank_values=True),
+        )
+        owner.record(request)
+        if owner.delay:
+            time.sleep(owner.delay)
+        fault = owner.next_fault() if owner.applies_faults(request) else None
+        if fault is not None:
+            time.sleep(fault.delay)
+            if fault.drop:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+        status, payload, headers = owner.answer(request)
+        if fault is not None and fault.status is not None:
+            status, payload, headers = fault.status, fault.body or {}, fault.headers
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class TwilioStandIn(StandIn):
+    """Twilio's REST API for calls and messages: basic auth checked, Twilio's error bodies."""
+
+    CREATE = re.compile(r"^/2010-04-01/Accounts/(AC\w+)/(Calls|Messages)\.json$")
+
+    def __init__(self, account_sid: str, auth_token: str, delay: float = 0.0) -> None:
+        super().__init__(delay=delay)
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+
+    def creations(self) -> list[Received]:
+        return [r for r in self.received if r.method == "POST" and self.CREATE.match(r.path)]
+
+    def answer(self, request: Received) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if request.basic_auth() != (self.account_sid, self.auth_token):
+            return 401, twilio_error(20003, "Authenticate", 401), {}
+        match = self.CREATE.match(request.path)
+        if request.method != "POST" or match is None or match[1] != self.account_sid:
+            return 404, twilio_error(20404, "The requested resource was not found", 404), {}
+        prefix, status = ("CA", "queued") if match[2] == "Calls" else ("SM", "queued")
+        resource = {
+            "sid": prefix + secrets.token_hex(16),
+            "account_sid": self.account_sid,
+            "status": status,
+            "to": request.field("To"),
+            "from": request.field("From"),
+            "api_version": "2010-04-01",
+        }
+        return 201, resource, {}
+
+
+def twilio_error(code: int, message: str, status: int) -> dict[str, Any]:
+    more_info = f"https://www.twilio.com/docs/errors/{code}"
+    return {"code": code, "message": message, "more_info": more_info, "status": status}
+
+
+class IdentityStandIn(StandIn):
+    """The App Service managed identity endpoint (IDENTITY_ENDPOINT / IDENTITY_HEADER)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.header = secrets.token_hex(8)
+
+    def answer(self, request: Received) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if request.headers.get("X-IDENTITY-HEADER") != self.header:
+            return 401, {"error": "unauthorized"}, {}
+        resource = request.query.get("resource", [""])[0]
+        token = {
+            "access_token": "identity-token-" + secrets.token_hex(8),
+            "expires_on": str(int(time.time()) + 3600),
+            "resource": resource,
+            "token_type": "Bearer",
+        }
+        return 200, token, {}
+
+    def environ(self) -> dict[str, str]:
+        return {"IDENTITY_ENDPOINT": f"{self.url}/msi/token", "IDENTITY_HEADER": self.header}
+
+
+class KeyVaultStandIn(StandIn):
+    """Key Vault's GET /secrets/{name}, over HTTPS, with its 401 bearer challenge."""
+
+    SECRET = re.compile(r"^/secrets/([\w-]+)/?([\w-]*)$")
+
+    def __init__(self, secrets_: dict[str, str], delay: float = 0.0) -> None:
+        ca = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(context)
+        with tempfile.NamedTemporaryFile("wb", suffix=".pem", delete=False) as bundle:
+            bundle.write(ca.cert_pem.bytes())
+        self.ca_bundle = Path(bundle.name)
+        super().__init__(tls=context, delay=delay)
+        self.secrets = dict(secrets_)
+        self.fetches: Counter[str] = Counter()
+        self.identity = IdentityStandIn()
+
+    def start(self) -> KeyVaultStandIn:
+        self.identity.start()
+        super().start()
+        return self
+
+    def stop(self) -> None:
+        super().stop()
+        self.identity.stop()
+        self.ca_bundle.unlink(missing_ok=True)
+
+    def applies_faults(self, request: Received) -> bool:
+        return "Authorization" in request.headers
+
+    def answer(self, request: Received) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            # The SDK accepts a challenge whose resource domain ends the vault's host: 0.0.1 for 127.0.0.1.
+            port = urlsplit(self.url).port
+            challenge = (
+                'Bearer authorization="https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000",'
+                f' resource="https://0.0.1:{port}"'
+            )
+            return 401, {"error": {"code": "Unauthorized", "message": "AKV10000"}}, {"WWW-Authenticate": challenge}
+        match = self.SECRET.match(request.path)
+        if request.method != "GET" or match is None or match[1] not in self.secrets:
+            name = match[1] if match else request.path
+            missing = {"code": "SecretNotFound", "message": f"A secret with (name/id) {name} was not found"}
+            return 404, {"error": missing}, {}
+        name = match[1]
+        self.fetches[name] += 1
+        version = match[2] or "0123456789abcdef0123456789abcdef"
+        secret = {
+            "value": self.secrets[name],
+            "id": f"{self.url}/secrets/{name}/{version}",
+            "attributes": {"enabled": True, "created": 1700000000, "updated": 1700000000},
+        }
+        return 200, secret, {}
+
+    def environ(self) -> dict[str, str]:
+        return {"KEY_VAULT_URL": self.url, "REQUESTS_CA_BUNDLE": str(self.ca_bundle), **self.identity.environ()}

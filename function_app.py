@@ -1,0 +1,16 @@
+"""The function app: registers each function's blueprint, as an application factory would."""
+
+import azure.functions as func
+
+from call_status import bp as call_status
+from make_call import bp as make_call
+from send_sms import bp as send_sms
+from shared.startup import on_load
+from sms_url import bp as sms_url
+from voice_url import bp as voice_url
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+for blueprint in (make_call, voice_url, sms_url, send_sms, call_status):
+    app.register_functions(blueprint)
+
+on_load()

@@ -1,0 +1,153 @@
+"""The Twilio account credentials, from Key Vault or the environment, cached per process.
+
+A warm request never waits on Key Vault: a fresh value is served from memory, an
+expired one is served while a background thread refreshes it, and after one
+successful read an outage only delays the refresh.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.errors import ApiError
+from shared.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+# After a failed refresh, wait this long before trying again rather than on every request.
+RETRY_AFTER_FAILURE = 30.0
+# Forced re-reads (a rejected token, a signature that does not match) at most this often.
+FORCED_REFRESH_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class TwilioCredentials:
+    account_sid: str
+    auth_token: str = field(repr=False)
+
+
+def load_credentials(settings: Settings) -> TwilioCredentials:
+    if settings.key_vault_url:
+        from shared import keyvault
+
+        names = (settings.account_sid_secret, settings.auth_token_secret)
+        values = keyvault.read_secrets(settings.key_vault_url, names)
+        return TwilioCredentials(values[names[0]], values[names[1]])
+    # Secrets stay out of Settings; read here, they also follow a changed app setting.
+    sid = os.environ.get("TWILIO_ACCOUNT_SID", "").strip()
+    token = os.environ.get("TWILIO_AUTH_TOKEN", "").strip()
+    missing = [name for name, value in (("TWILIO_ACCOUNT_SID", sid), ("TWILIO_AUTH_TOKEN", token)) if not value]
+    if missing:
+        raise ApiError(
+            503,
+            "credentials_unavailable",
+            f"Twilio credentials are not configured: set {' and '.join(missing)}, or KEY_VAULT_URL.",
+            target=missing[0],
+        )
+    return TwilioCredentials(sid, token)
+
+
+class CredentialStore:
+    def __init__(
+        self,
+        load: Callable[[], TwilioCredentials],
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
+        self._cached: TwilioCredentials | None = None
+        self._expires = 0.0
+        self._last_forced = -math.inf
+
+    def get(self) -> TwilioCredentials:
+        cached = self._cached
+        if cached is not None:
+            if self._clock() >= self._expires:
+                self._refresh_in_background()
+            return cached
+        with self._lock:  # one read however many cold requests arrive together
+            if self._cached is None:
+                self._keep(self._load(), self._ttl)
+            assert self._cached is not None
+            return self._cached
+
+    def refresh(self) -> TwilioCredentials | None:
+        """Re-read now, because Twilio or a signature says the cached token is stale.
+
+        Answers the new credentials if they changed, else None. Rate limited, so that
+        forged signatures cannot make the app hammer Key Vault.
+        """
+        with self._lock:
+            now = self._clock()
+            if now - self._last_forced < FORCED_REFRESH_INTERVAL:
+                return None
+            self._last_forced = now
+            try:
+                fresh = self._load()
+            except ApiError as error:
+                logger.warning("Could not re-read Twilio credentials: %s", error.code)
+                return None
+            changed = fresh != self._cached
+            self._keep(fresh, self._ttl)
+        if changed:
+            logger.info("Twilio credentials changed at their source; using the new ones")
+            return fresh
+        return None
+
+    def _keep(self, credentials: TwilioCredentials, ttl: float) -> None:
+        self._cached = credentials
+        self._expires = self._clock() + ttl
+
+    def _refresh_in_background(self) -> None:
+        if self._refreshing.acquire(blocking=False):
+            threading.Thread(target=self._refresh_expired, name="credentials-refresh", daemon=True).start()
+
+    def _refresh_expired(self) -> None:
+        try:
+            fresh = self._load()
+        except Exception as error:
+            logger.warning("Could not refresh Twilio credentials (%s); serving the cached ones", _code(error))
+            with self._lock:
+                self._expires = self._clock() + min(self._ttl, RETRY_AFTER_FAILURE)
+        else:
+            with self._lock:
+                self._keep(fresh, self._ttl)
+        finally:
+            self._refreshing.release()
+
+
+@functools.cache
+def credential_store() -> CredentialStore:
+    settings = get_settings()
+    return CredentialStore(functools.partial(load_credentials, settings), ttl=settings.secret_ttl)
+
+
+def current() -> TwilioCredentials:
+    return credential_store().get()
+
+
+def prefetch() -> None:
+    """Start reading the secrets in the background, so the first request finds them ready."""
+    threading.Thread(target=_prefetch, name="credentials-prefetch", daemon=True).start()
+
+
+def _prefetch() -> None:
+    try:
+        current()
+    except Exception as error:
+        logger.warning("Prefetching Twilio credentials failed (%s); the first request will retry", _code(error))
+
+
+def _code(error: Exception) -> str:
+    return error.code if isinstance(error, ApiError) else type(error).__name__

@@ -1,0 +1,96 @@
+"""Placing calls and sending texts: everything is checked before Twilio is asked."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import azure.functions as func
+
+from shared import params, phone_numbers
+from shared.public_url import function_url
+from shared.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE = 1_000
+MAX_SMS_BODY = 1_600
+CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+
+@dataclass(frozen=True)
+class Call:
+    to: str
+    from_: str
+    message: str
+    voice: str | None
+    language: str | None
+
+    @classmethod
+    def from_params(cls, values: Mapping[str, str]) -> Call:
+        settings = get_settings()
+        return cls(
+            to=_destination(values),
+            from_=phone_numbers.parse(values, "from", default=settings.from_number),
+            message=params.text(values, "message", max_length=MAX_MESSAGE, default=settings.voice_message),
+            voice=params.token(values, "voice"),
+            language=params.token(values, "language"),
+        )
+
+
+@dataclass(frozen=True)
+class Sms:
+    to: str
+    from_: str
+    body: str
+
+    @classmethod
+    def from_params(cls, values: Mapping[str, str]) -> Sms:
+        return cls(
+            to=_destination(values),
+            from_=phone_numbers.parse(values, "from", default=get_settings().from_number),
+            body=params.text(values, "body", max_length=MAX_SMS_BODY),
+        )
+
+
+def place_call(call: Call, req: func.HttpRequest) -> dict[str, Any]:
+    """Ask Twilio to dial; when the callee answers, Twilio fetches voice_url for what to say."""
+    from shared.twilio_client import call_twilio
+
+    settings = get_settings()
+    say = {"message": call.message, "voice": call.voice, "language": call.language}
+    voice_url = function_url(req, settings, "voice_url", {k: v for k, v in say.items() if v})
+    status_url = function_url(req, settings, "call_status")
+    created = call_twilio(
+        lambda client: client.calls.create(
+            to=call.to,
+            from_=call.from_,
+            url=voice_url,
+            method="POST",
+            status_callback=status_url,
+            status_callback_event=CALL_EVENTS,
+            status_callback_method="POST",
+        ),
+        outcome="whether the call was placed",
+    )
+    logger.info("Placed call %s (%s)", created.sid, created.status)
+    return {"sid": created.sid, "status": created.status, "to": created.to, "from": created._from}
+
+
+def send_sms(sms: Sms) -> dict[str, Any]:
+    from shared.twilio_client import call_twilio
+
+    sent = call_twilio(
+        lambda client: client.messages.create(to=sms.to, from_=sms.from_, body=sms.body),
+        outcome="whether the message was sent",
+    )
+    logger.info("Sent message %s (%s)", sent.sid, sent.status)
+    return {"sid": sent.sid, "status": sent.status, "to": sent.to, "from": sent.from_}
+
+
+def _destination(values: Mapping[str, str]) -> str:
+    number = phone_numbers.parse(values, "to")
+    phone_numbers.check_destination(number, get_settings().allowed_destinations)
+    return number

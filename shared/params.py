@@ -1,0 +1,81 @@
+"""Reading a caller's parameters from the query string, a JSON body or a form body."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import azure.functions as func
+
+from shared.errors import ApiError
+
+MAX_BODY_BYTES = 64 * 1024
+_FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def read_params(req: func.HttpRequest) -> dict[str, str]:
+    """Query parameters overlaid by the body's, so the body wins as callers expect."""
+    body = req.get_body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.", target="body")
+    params = dict(req.params)
+    if body.strip():
+        params.update(_body_params(req))
+    return params
+
+
+def _body_params(req: func.HttpRequest) -> dict[str, str]:
+    content_type = req.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if content_type == "application/json" or content_type.endswith("+json"):
+        return _json_params(req)
+    if content_type in _FORM_TYPES:
+        return dict(req.form)
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        "Send the body as application/json or application/x-www-form-urlencoded,"
+        f" not {content_type or 'an untyped body'}.",
+        target="Content-Type",
+    )
+
+
+def _json_params(req: func.HttpRequest) -> dict[str, str]:
+    try:
+        document = req.get_json()
+    except ValueError:
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.", target="body") from None
+    if not isinstance(document, dict):
+        raise ApiError(400, "invalid_json", "The request body must be a JSON object.", target="body")
+    params: dict[str, str] = {}
+    for name, value in document.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ApiError(400, "invalid_parameter", f"'{name}' must be a string.", target=name)
+        params[name] = value
+    return params
+
+
+def text(params: Mapping[str, str], name: str, *, max_length: int, default: str | None = None) -> str:
+    value = params.get(name, "").strip() or default
+    if not value:
+        raise ApiError(400, "missing_parameter", f"'{name}' is required.", target=name)
+    if len(value) > max_length:
+        raise ApiError(400, "parameter_too_long", f"'{name}' is longer than {max_length} characters.", target=name)
+    return value
+
+
+def token(params: Mapping[str, str], name: str) -> str | None:
+    """An optional short identifier such as a voice (Polly.Joanna) or a language (en-US)."""
+    value = params.get(name, "").strip()
+    if not value:
+        return None
+    if not _TOKEN.fullmatch(value):
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"'{name}' may hold only letters, digits, '.', '_' and '-' (at most 64).",
+            target=name,
+        )
+    return value

@@ -1,0 +1,59 @@
+"""HTTP responses in the shapes this app promises: JSON, JSON errors and TwiML."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+
+from shared.errors import ApiError
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        mimetype="application/json",
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+def error_response(error: ApiError) -> func.HttpResponse:
+    return json_response(error.body(), error.status, error.headers)
+
+
+def twiml_response(twiml: str) -> func.HttpResponse:
+    return func.HttpResponse(twiml, status_code=200, mimetype="text/xml", charset="utf-8")
+
+
+def answers_errors(handler: Handler) -> Handler:
+    """Turn every failure into a JSON error: an ApiError as itself, anything else as a
+    500 whose details stay in the log, so no stack trace ever reaches a caller."""
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except ApiError as error:
+            log = logger.warning if error.status >= 500 else logger.info
+            log("%s %s answered %d %s", req.method, _path(req), error.status, error.code)
+            return error_response(error)
+        except Exception:
+            logger.exception("%s %s failed unexpectedly", req.method, _path(req))
+            return error_response(ApiError(500, "internal_error", "The function failed unexpectedly."))
+
+    return wrapper
+
+
+def _path(req: func.HttpRequest) -> str:
+    url: str = req.url
+    return url.split("?", 1)[0]

@@ -1,0 +1,63 @@
+"""Twilio webhook signatures: a decorator that answers 403 before the handler runs."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import azure.functions as func
+from twilio.request_validator import RequestValidator
+
+from shared import credentials
+from shared.errors import ApiError
+from shared.public_url import requested_url
+from shared.responses import Handler, answers_errors
+from shared.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+
+
+def twilio_webhook(handler: Handler) -> Handler:
+    """Run the handler only for requests signed by Twilio with this account's auth token."""
+
+    @answers_errors
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        verify_signature(req)
+        return handler(req)
+
+    return wrapper
+
+
+def verify_signature(req: func.HttpRequest) -> None:
+    signature = req.headers.get(SIGNATURE_HEADER, "")
+    if not signature:
+        raise _forbidden(f"The request has no {SIGNATURE_HEADER} header.")
+    url = requested_url(req, get_settings())
+    params = _signed_params(req)
+    store = credentials.credential_store()
+    if RequestValidator(store.get().auth_token).validate(url, params, signature):
+        return
+    # The token may have been rotated since it was cached: re-read it (rate limited) and check again.
+    fresh = store.refresh()
+    if fresh is not None and RequestValidator(fresh.auth_token).validate(url, params, signature):
+        return
+    logger.warning("Refused a webhook with an invalid signature for %s", url.split("?", 1)[0])
+    raise _forbidden("The X-Twilio-Signature does not match this request.")
+
+
+def _signed_params(req: func.HttpRequest) -> Any:
+    """What Twilio signed besides the URL: the form fields, or a JSON body as raw text."""
+    if req.method == "GET" or not req.get_body():
+        return {}
+    content_type = req.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if content_type == "application/json":
+        return req.get_body().decode("utf-8", errors="replace")
+    return req.form
+
+
+def _forbidden(message: str) -> ApiError:
+    return ApiError(403, "invalid_signature", message, target=SIGNATURE_HEADER)

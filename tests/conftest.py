@@ -1,0 +1,76 @@
+"""Every test starts from a clean process state: no app settings, no cached credentials or clients."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from devtools.standins import KeyVaultStandIn, TwilioStandIn
+from shared import credentials, keyvault, settings, twilio_client
+from tests.support import ACCOUNT_SID, AUTH_TOKEN
+
+_SETTING_PREFIXES = ("TWILIO_", "KEY_VAULT_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_")
+_SETTINGS = {
+    "VOICE_MESSAGE",
+    "SMS_REPLY",
+    "PUBLIC_BASE_URL",
+    "ALLOWED_DESTINATIONS",
+    "TRUST_FORWARDED_HEADERS",
+    "SECRET_CACHE_TTL",
+    "PREFETCH_SECRETS",
+    "REQUESTS_CA_BUNDLE",
+}
+
+
+def _clear_caches() -> None:
+    caches: list[functools._lru_cache_wrapper[object]] = [
+        settings.get_settings,
+        credentials.credential_store,
+        keyvault._secret_client,
+        twilio_client._client,
+        twilio_client._http_client,
+    ]
+    for cache in caches:
+        cache.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def clean_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith(_SETTING_PREFIXES) or name in _SETTINGS:
+            monkeypatch.delenv(name)
+    _clear_caches()
+    yield
+    _clear_caches()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Set app settings for one test (read on first use, like in Azure)."""
+    return monkeypatch
+
+
+@pytest.fixture
+def twilio(monkeypatch: pytest.MonkeyPatch) -> Iterator[TwilioStandIn]:
+    """Twilio's REST API on a local port, with the app configured to use it."""
+    server = TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN).start()
+    monkeypatch.setenv("TWILIO_API_BASE_URL", server.url)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv("TWILIO_FROM_NUMBER", "+15017122661")
+    monkeypatch.setenv("TWILIO_HTTP_TIMEOUT", "2")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def vault(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyVaultStandIn]:
+    """Key Vault (HTTPS) and the managed identity endpoint on local ports, holding the Twilio secrets."""
+    server = KeyVaultStandIn({"twilio-account-sid": ACCOUNT_SID, "twilio-auth-token": AUTH_TOKEN}).start()
+    for name, value in server.environ().items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.stop()

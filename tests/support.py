@@ -1,0 +1,100 @@
+"""Invoking the app's functions in-process, as the Python worker does, with real HttpRequests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import azure.functions as func
+from twilio.request_validator import RequestValidator
+
+import function_app
+from devtools.functions import HttpFunction, http_functions
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PUBLIC_HOST = "https://myapp.azurewebsites.net"
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "test-auth-token-7f3a9c"
+FUNCTIONS: dict[str, HttpFunction] = {f.name: f for f in http_functions(function_app.app)}
+
+
+def fixture(name: str) -> dict[str, str]:
+    payload: dict[str, str] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    return payload
+
+
+def function_url(name: str, query: Mapping[str, str] | str | None = None, host: str = PUBLIC_HOST) -> str:
+    url = f"{host}/api/{name}"
+    if query:
+        url += "?" + (query if isinstance(query, str) else urlencode(query))
+    return url
+
+
+def invoke(
+    name: str,
+    method: str = "POST",
+    *,
+    url: str | None = None,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+) -> func.HttpResponse:
+    """Call the indexed function exactly as the worker would hand it a request."""
+    url = url or function_url(name)
+    req = func.HttpRequest(
+        method,
+        url,
+        headers=dict(headers or {}),
+        params=dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)),
+        body=body,
+    )
+    return FUNCTIONS[name].handler(req)
+
+
+def post_json(name: str, document: Any, *, url: str | None = None) -> func.HttpResponse:
+    return invoke(name, url=url, body=json.dumps(document).encode(), headers={"Content-Type": "application/json"})
+
+
+def post_form(name: str, form: Mapping[str, str], *, url: str | None = None) -> func.HttpResponse:
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    return invoke(name, url=url, body=urlencode(form).encode(), headers=headers)
+
+
+def signed_post(
+    name: str,
+    form: Mapping[str, str],
+    *,
+    url: str | None = None,
+    token: str = AUTH_TOKEN,
+    headers: Mapping[str, str] | None = None,
+    signed_url: str | None = None,
+) -> func.HttpResponse:
+    """A webhook as Twilio sends it: form fields, signed over the URL Twilio requested."""
+    url = url or function_url(name)
+    signature = RequestValidator(token).compute_signature(signed_url or url, dict(form))
+    all_headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+    return invoke(name, url=url, body=urlencode(form).encode(), headers={**all_headers, **(headers or {})})
+
+
+def signed_get(name: str, query: Mapping[str, str], *, token: str = AUTH_TOKEN) -> func.HttpResponse:
+    url = function_url(name, query)
+    signature = RequestValidator(token).compute_signature(url, {})
+    return invoke(name, "GET", url=url, headers={"X-Twilio-Signature": signature})
+
+
+def body_json(response: func.HttpResponse) -> Any:
+    return json.loads(response.get_body())
+
+
+def error_of(response: func.HttpResponse) -> dict[str, Any]:
+    assert response.mimetype == "application/json"
+    error: dict[str, Any] = body_json(response)["error"]
+    assert set(error) >= {"code", "message", "target"}
+    return error
+
+
+def text(response: func.HttpResponse) -> str:
+    body: bytes = response.get_body()
+    return body.decode("utf-8")

@@ -1,0 +1,74 @@
+"""The app as the Python worker indexes it: names, routes, methods, auth levels, and a light import."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import azure.functions as func
+from azure.functions.decorators.http import HttpTrigger
+
+import function_app
+from devtools.functions import indexed, route_prefix
+from shared.settings import ROUTE_PREFIX
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _indexed() -> dict[str, tuple[str, list[str], str]]:
+    found = {}
+    for function in indexed(function_app.app):
+        trigger = function.get_trigger()
+        assert isinstance(trigger, HttpTrigger)
+        bindings = json.loads(function.get_function_json())["bindings"]
+        assert {b["type"] for b in bindings} == {"httpTrigger", "http"}
+        assert trigger.name == "req"
+        methods = sorted(str(m.value) for m in trigger.methods)
+        found[str(function.get_function_name())] = (str(trigger.route), methods, str(trigger.auth_level.value))
+    return found
+
+
+def test_functions_are_indexed_with_their_routes_methods_and_auth_levels() -> None:
+    assert _indexed() == {
+        "make_call": ("make_call", ["GET", "POST"], func.AuthLevel.FUNCTION.value),
+        "voice_url": ("voice_url", ["GET", "POST"], func.AuthLevel.ANONYMOUS.value),
+        "sms_url": ("sms_url", ["GET", "POST"], func.AuthLevel.ANONYMOUS.value),
+        "send_sms": ("send_sms", ["POST"], func.AuthLevel.FUNCTION.value),
+        "call_status": ("call_status", ["POST"], func.AuthLevel.ANONYMOUS.value),
+    }
+
+
+def test_route_prefix_in_host_json_matches_the_links_the_app_builds() -> None:
+    assert route_prefix() == ROUTE_PREFIX == "api"
+
+
+def test_host_json_uses_the_v4_extension_bundle() -> None:
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"}
+
+
+def _import_in_fresh_interpreter(environ: dict[str, str]) -> list[str]:
+    code = (
+        "import sys, function_app\n"
+        "heavy = ('twilio.rest', 'azure.identity', 'azure.keyvault', 'requests')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True, check=True
+    )
+    loaded: list[str] = json.loads(result.stdout.strip().replace("'", '"'))
+    return loaded
+
+
+def test_import_needs_no_setting_and_loads_no_heavy_sdk() -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "KEY_VAULT"))}
+    assert _import_in_fresh_interpreter(environ) == []
+
+
+def test_import_survives_a_broken_setting() -> None:
+    environ = {**os.environ, "TWILIO_HTTP_TIMEOUT": "soon", "PUBLIC_BASE_URL": "not a url"}
+    assert _import_in_fresh_interpreter(environ) == []
