@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,12 +124,15 @@ class SandboxGateway:
             [Rule("/twilio/<path:path>", endpoint="twilio"), Rule("/calls", methods=["GET"], endpoint="calls")]
         )
 
-    @Request.application  # type: ignore[arg-type]
-    def __call__(self, request: Request) -> Response:
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
         try:
-            endpoint, args = self._map.bind_to_environ(request.environ).match()
+            endpoint, args = self._map.bind_to_environ(environ).match()
         except HTTPException as error:
-            return error  # type: ignore[return-value]
+            return error(environ, start_response)
+        return self._respond(request, endpoint, args)(environ, start_response)
+
+    def _respond(self, request: Request, endpoint: str, args: Mapping[str, Any]) -> Response:
         if endpoint == "calls":
             with self._lock:
                 body = [call.as_json() for call in self.calls]

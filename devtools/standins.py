@@ -19,7 +19,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
@@ -62,17 +62,21 @@ class StandIn:
         self.received: list[Received] = []
         self.faults: deque[Fault] = deque()
         self.connections = 0
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests it was answering at once
         self.delay = delay
         self._lock = threading.Lock()
         self._server = _Server(self, tls)
-        self._thread = threading.Thread(target=self._server.serve_forever, name=type(self).__name__, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name=type(self).__name__, daemon=True
+        )
 
     @property
     def url(self) -> str:
         scheme = "https" if self._server.tls else "http"
         return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> StandIn:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -90,6 +94,15 @@ class StandIn:
     def record(self, request: Received) -> None:
         with self._lock:
             self.received.append(request)
+
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def count_connection(self) -> None:
         with self._lock:
@@ -112,6 +125,7 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # answer at once, not after a delayed ACK
         self.owner.count_connection()
         if self.tls is not None:
             sock = self.tls.wrap_socket(sock, server_side=True)
@@ -133,6 +147,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         owner = self.server.owner
+        owner.enter()
+        try:
+            self._answer(owner)
+        finally:
+            owner.leave()
+
+    def _answer(self, owner: StandIn) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8") if length else ""
         parts = urlsplit(self.path)
@@ -241,7 +262,7 @@ class KeyVaultStandIn(StandIn):
         self.fetches: Counter[str] = Counter()
         self.identity = IdentityStandIn()
 
-    def start(self) -> KeyVaultStandIn:
+    def start(self) -> Self:
         self.identity.start()
         super().start()
         return self

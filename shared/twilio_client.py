@@ -50,7 +50,7 @@ def _retry_policy() -> Retry:
     return _BoundedRetryAfter(
         total=4,
         connect=2,
-        read=0,
+        read=False,
         other=0,
         status=2,
         status_forcelist=(429,),

@@ -70,10 +70,14 @@ def signed_post(
     token: str = AUTH_TOKEN,
     headers: Mapping[str, str] | None = None,
     signed_url: str | None = None,
+    signed_form: Mapping[str, str] | None = None,
 ) -> func.HttpResponse:
-    """A webhook as Twilio sends it: form fields, signed over the URL Twilio requested."""
+    """A webhook as Twilio sends it: form fields, signed over the URL Twilio requested.
+
+    `signed_url` and `signed_form` sign something other than what is sent, as a forger would.
+    """
     url = url or function_url(name)
-    signature = RequestValidator(token).compute_signature(signed_url or url, dict(form))
+    signature = RequestValidator(token).compute_signature(signed_url or url, dict(signed_form or form))
     all_headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
     return invoke(name, url=url, body=urlencode(form).encode(), headers={**all_headers, **(headers or {})})
 

@@ -26,8 +26,10 @@ def _indexed() -> dict[str, tuple[str, list[str], str]]:
         bindings = json.loads(function.get_function_json())["bindings"]
         assert {b["type"] for b in bindings} == {"httpTrigger", "http"}
         assert trigger.name == "req"
-        methods = sorted(str(m.value) for m in trigger.methods)
-        found[str(function.get_function_name())] = (str(trigger.route), methods, str(trigger.auth_level.value))
+        methods = sorted(str(m.value) for m in trigger.methods or ())
+        level = trigger.auth_level
+        assert level is not None
+        found[str(function.get_function_name())] = (str(trigger.route), methods, str(level.value))
     return found
 
 

@@ -1,0 +1,90 @@
+"""Key Vault through the real DefaultAzureCredential and SecretClient, against local servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from devtools.standins import Fault, KeyVaultStandIn
+from shared import credentials
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, error_of, fixture, signed_post
+
+THROTTLED = Fault(status=429, body={"error": {"code": "Throttled"}}, headers={"Retry-After": "0"})
+UNAVAILABLE = Fault(status=503, body={"error": {"code": "ServiceUnavailable"}})
+
+
+def test_secrets_are_read_with_the_managed_identity(vault: KeyVaultStandIn) -> None:
+    assert credentials.current() == credentials.TwilioCredentials(ACCOUNT_SID, AUTH_TOKEN)
+
+    token_requests = vault.identity.received
+    assert token_requests
+    assert all(r.headers["X-IDENTITY-HEADER"] == vault.identity.header for r in token_requests)
+    assert token_requests[0].query["resource"] == [f"https://0.0.1:{vault.url.rsplit(':', 1)[1]}"]
+    secret_reads = [r for r in vault.received if "Authorization" in r.headers]
+    assert {r.path.rstrip("/") for r in secret_reads} == {"/secrets/twilio-account-sid", "/secrets/twilio-auth-token"}
+    assert all(r.headers["Authorization"].startswith("Bearer identity-token-") for r in secret_reads)
+
+
+def test_secret_names_come_from_settings(vault: KeyVaultStandIn, env: pytest.MonkeyPatch) -> None:
+    vault.secrets.update({"sid-2": "AC2", "token-2": "t2"})
+    env.setenv("TWILIO_ACCOUNT_SID_SECRET", "sid-2")
+    env.setenv("TWILIO_AUTH_TOKEN_SECRET", "token-2")
+
+    assert credentials.current() == credentials.TwilioCredentials("AC2", "t2")
+
+
+def test_both_secrets_are_read_at_once_on_a_cold_start(vault: KeyVaultStandIn) -> None:
+    vault.delay = 0.2
+    credentials.current()
+
+    assert vault.max_in_flight == 2
+
+
+def test_a_forbidden_vault_answers_503_naming_vault_and_secret(vault: KeyVaultStandIn) -> None:
+    vault.fail_next(Fault(status=403, body={"error": {"code": "Forbidden"}}), Fault(status=403, body={}))
+
+    response = signed_post("sms_url", fixture("incoming_sms"))
+
+    assert response.status_code == 503
+    error = error_of(response)
+    assert error["code"] == "credentials_unavailable"
+    assert vault.url in error["message"]
+    assert "Key Vault Secrets User" in error["message"]
+    assert error["target"] in {"twilio-account-sid", "twilio-auth-token"}
+
+
+def test_a_missing_secret_answers_503_naming_it(vault: KeyVaultStandIn) -> None:
+    del vault.secrets["twilio-auth-token"]
+
+    response = signed_post("sms_url", fixture("incoming_sms"))
+
+    assert response.status_code == 503
+    assert error_of(response)["target"] == "twilio-auth-token"
+    assert "no secret named 'twilio-auth-token'" in error_of(response)["message"]
+
+
+@pytest.mark.parametrize("fault", [THROTTLED, UNAVAILABLE, Fault(drop=True)], ids=["429", "503", "dropped"])
+def test_transient_vault_faults_are_retried(vault: KeyVaultStandIn, fault: Fault) -> None:
+    vault.fail_next(fault, fault)
+
+    assert signed_post("sms_url", fixture("incoming_sms")).status_code == 200
+
+
+def test_a_vault_that_stays_down_answers_503_after_bounded_retries(vault: KeyVaultStandIn) -> None:
+    vault.fail_next(*[UNAVAILABLE] * 50)
+
+    response = signed_post("sms_url", fixture("incoming_sms"))
+
+    assert response.status_code == 503
+    assert "could not be read" in error_of(response)["message"]
+    attempts = [r for r in vault.received if "Authorization" in r.headers]
+    assert 2 < len(attempts) <= 10
+
+
+def test_no_managed_identity_answers_503_saying_so(vault: KeyVaultStandIn, env: pytest.MonkeyPatch) -> None:
+    env.setenv("IDENTITY_HEADER", "wrong-header")
+    env.setenv("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")
+
+    response = signed_post("sms_url", fixture("incoming_sms"))
+
+    assert response.status_code == 503
+    assert "managed identity" in error_of(response)["message"]

@@ -1,0 +1,168 @@
+"""make_call: the REST request Twilio receives, where parameters come from, and the caller's mistakes."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from devtools.standins import TwilioStandIn
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, function_url, invoke, post_form, post_json
+
+CALLS_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
+
+
+def test_make_call_places_the_call_with_twilio(twilio: TwilioStandIn) -> None:
+    response = post_json("make_call", {"to": "+15558675310", "from": "+15017122661"})
+
+    assert response.status_code == 201
+    (sent,) = twilio.received
+    assert (sent.method, sent.path) == ("POST", CALLS_PATH)
+    assert sent.basic_auth() == (ACCOUNT_SID, AUTH_TOKEN)
+    assert sent.field("To") == "+15558675310"
+    assert sent.field("From") == "+15017122661"
+    assert sent.field("Url") == "https://myapp.azurewebsites.net/api/voice_url?message=Hello+Monkey%21"
+    assert sent.field("Method") == "POST"
+    assert body_json(response) == {
+        "sid": body_json(response)["sid"],
+        "status": "queued",
+        "to": "+15558675310",
+        "from": "+15017122661",
+    }
+    assert body_json(response)["sid"].startswith("CA")
+
+
+def test_make_call_asks_for_status_callbacks_on_call_status(twilio: TwilioStandIn) -> None:
+    post_json("make_call", {"to": "+15558675310"})
+
+    (sent,) = twilio.received
+    assert sent.field("StatusCallback") == "https://myapp.azurewebsites.net/api/call_status"
+    assert sent.form["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+    assert sent.field("StatusCallbackMethod") == "POST"
+
+
+def test_make_call_passes_message_voice_and_language_to_voice_url(twilio: TwilioStandIn) -> None:
+    post_json(
+        "make_call", {"to": "+15558675310", "message": "Ahoy & welcome", "voice": "Polly.Joanna", "language": "en-US"}
+    )
+
+    url = urlsplit(twilio.received[0].field("Url"))
+    assert url.path == "/api/voice_url"
+    assert parse_qs(url.query) == {"message": ["Ahoy & welcome"], "voice": ["Polly.Joanna"], "language": ["en-US"]}
+
+
+def test_make_call_uses_public_base_url_for_the_links_it_gives_twilio(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("PUBLIC_BASE_URL", "https://voice.example.com/")
+    post_json("make_call", {"to": "+15558675310"})
+
+    assert twilio.received[0].field("Url").startswith("https://voice.example.com/api/voice_url?")
+    assert twilio.received[0].field("StatusCallback") == "https://voice.example.com/api/call_status"
+
+
+def test_make_call_reads_the_query_string(twilio: TwilioStandIn) -> None:
+    response = invoke("make_call", "GET", url=function_url("make_call", {"to": "+1 (555) 867-5310", "message": "Hi"}))
+
+    assert response.status_code == 201
+    assert twilio.received[0].field("To") == "+15558675310"
+
+
+def test_make_call_reads_a_form_body(twilio: TwilioStandIn) -> None:
+    response = post_form("make_call", {"to": "+15558675310", "from": "+15017122662"})
+
+    assert response.status_code == 201
+    assert twilio.received[0].field("From") == "+15017122662"
+
+
+def test_make_call_body_wins_over_query(twilio: TwilioStandIn) -> None:
+    post_json("make_call", {"to": "+15558675311"}, url=function_url("make_call", {"to": "+15558675310"}))
+
+    assert twilio.received[0].field("To") == "+15558675311"
+
+
+def test_make_call_message_defaults_to_voice_message_setting(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
+    env.setenv("VOICE_MESSAGE", "Welcome aboard")
+    post_json("make_call", {"to": "+15558675310"})
+
+    assert parse_qs(urlsplit(twilio.received[0].field("Url")).query) == {"message": ["Welcome aboard"]}
+
+
+@pytest.mark.parametrize(
+    ("document", "code", "target"),
+    [
+        ({}, "missing_parameter", "to"),
+        ({"to": "5558675310"}, "invalid_phone_number", "to"),
+        ({"to": "+05558675310"}, "invalid_phone_number", "to"),
+        ({"to": "+1555867531012345"}, "invalid_phone_number", "to"),
+        ({"to": "+1555abc5310"}, "invalid_phone_number", "to"),
+        ({"to": "+15558675310", "from": "twilio"}, "invalid_phone_number", "from"),
+        ({"to": "+15558675310", "message": "x" * 1001}, "parameter_too_long", "message"),
+        ({"to": "+15558675310", "voice": "<Polly>"}, "invalid_parameter", "voice"),
+        ({"to": "+15558675310", "language": "en US"}, "invalid_parameter", "language"),
+        ({"to": 15558675310}, "invalid_parameter", "to"),
+    ],
+)
+def test_make_call_refuses_bad_parameters_before_calling_twilio(
+    twilio: TwilioStandIn, document: dict[str, object], code: str, target: str
+) -> None:
+    response = post_json("make_call", document)
+
+    assert response.status_code == 400
+    assert (error_of(response)["code"], error_of(response)["target"]) == (code, target)
+    assert twilio.received == []
+
+
+def test_make_call_without_from_or_setting_says_which_setting(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
+    env.delenv("TWILIO_FROM_NUMBER")
+    response = post_json("make_call", {"to": "+15558675310"})
+
+    assert response.status_code == 400
+    assert "TWILIO_FROM_NUMBER" in error_of(response)["message"]
+
+
+def test_make_call_refuses_malformed_json(twilio: TwilioStandIn) -> None:
+    response = invoke("make_call", body=b'{"to": ', headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "invalid_json"
+
+
+def test_make_call_refuses_a_json_array(twilio: TwilioStandIn) -> None:
+    response = post_json("make_call", ["+15558675310"])
+
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "invalid_json"
+
+
+def test_make_call_refuses_a_body_type_it_cannot_read(twilio: TwilioStandIn) -> None:
+    response = invoke("make_call", body=b"<to>+15558675310</to>", headers={"Content-Type": "application/xml"})
+
+    assert response.status_code == 415
+    assert error_of(response)["code"] == "unsupported_media_type"
+
+
+def test_make_call_refuses_a_body_over_64_kib(twilio: TwilioStandIn) -> None:
+    response = post_json("make_call", {"to": "+15558675310", "padding": "x" * 65_536})
+
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "payload_too_large"
+    assert twilio.received == []
+
+
+def test_make_call_without_credentials_answers_503_naming_the_settings(env: pytest.MonkeyPatch) -> None:
+    response = post_json("make_call", {"to": "+15558675310", "from": "+15017122661"})
+
+    assert response.status_code == 503
+    error = error_of(response)
+    assert error["code"] == "credentials_unavailable"
+    assert "TWILIO_ACCOUNT_SID" in error["message"]
+    assert "KEY_VAULT_URL" in error["message"]
+
+
+def test_make_call_with_a_broken_setting_answers_503_naming_it(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
+    env.setenv("TWILIO_HTTP_TIMEOUT", "soon")
+    response = post_json("make_call", {"to": "+15558675310"})
+
+    assert response.status_code == 503
+    assert error_of(response)["target"] == "TWILIO_HTTP_TIMEOUT"

@@ -1,0 +1,57 @@
+"""send_sms: the message Twilio receives and the caller's mistakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from devtools.standins import TwilioStandIn
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, post_form, post_json
+
+MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+
+
+def test_send_sms_sends_the_message_with_twilio(twilio: TwilioStandIn) -> None:
+    response = post_json("send_sms", {"to": "+15558675310", "body": "Your code is 1234"})
+
+    assert response.status_code == 201
+    (sent,) = twilio.received
+    assert (sent.method, sent.path) == ("POST", MESSAGES_PATH)
+    assert sent.basic_auth() == (ACCOUNT_SID, AUTH_TOKEN)
+    assert sent.form == {"To": ["+15558675310"], "From": ["+15017122661"], "Body": ["Your code is 1234"]}
+    answer = body_json(response)
+    assert answer["sid"].startswith("SM")
+    assert answer == {"sid": answer["sid"], "status": "queued", "to": "+15558675310", "from": "+15017122661"}
+
+
+def test_send_sms_reads_a_form_body_with_its_own_from(twilio: TwilioStandIn) -> None:
+    response = post_form("send_sms", {"to": "+44 7700 900123", "from": "+15017122662", "body": "Hi"})
+
+    assert response.status_code == 201
+    assert twilio.received[0].form["To"] == ["+447700900123"]
+    assert twilio.received[0].form["From"] == ["+15017122662"]
+
+
+@pytest.mark.parametrize(
+    ("document", "code", "target"),
+    [
+        ({"to": "+15558675310"}, "missing_parameter", "body"),
+        ({"to": "+15558675310", "body": "   "}, "missing_parameter", "body"),
+        ({"body": "Hi"}, "missing_parameter", "to"),
+        ({"to": "+15558675310", "body": "x" * 1601}, "parameter_too_long", "body"),
+        ({"to": "call me", "body": "Hi"}, "invalid_phone_number", "to"),
+    ],
+)
+def test_send_sms_refuses_bad_parameters_before_calling_twilio(
+    twilio: TwilioStandIn, document: dict[str, str], code: str, target: str
+) -> None:
+    response = post_json("send_sms", document)
+
+    assert response.status_code == 400
+    assert (error_of(response)["code"], error_of(response)["target"]) == (code, target)
+    assert twilio.received == []
+
+
+def test_send_sms_accepts_a_body_of_1600_characters(twilio: TwilioStandIn) -> None:
+    response = post_json("send_sms", {"to": "+15558675310", "body": "x" * 1600})
+
+    assert response.status_code == 201

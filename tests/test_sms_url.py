@@ -1,0 +1,54 @@
+"""sms_url: the reply to an incoming text, only for requests Twilio signed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, error_of, fixture, invoke, signed_post, text
+
+XML = '<?xml version="1.0" encoding="UTF-8"?>'
+
+
+@pytest.fixture(autouse=True)
+def credentials(env: pytest.MonkeyPatch) -> None:
+    env.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+
+
+def test_sms_url_replies_with_the_default_message() -> None:
+    response = signed_post("sms_url", fixture("incoming_sms"))
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml"
+    assert text(response) == (
+        f"{XML}<Response><Message>Hey, thanks for the ping! Twilio and Azure rock!</Message></Response>"
+    )
+
+
+def test_sms_url_replies_with_the_sms_reply_setting_escaped(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SMS_REPLY", "Got it <3 & thanks")
+    response = signed_post("sms_url", fixture("incoming_sms"))
+
+    assert text(response) == f"{XML}<Response><Message>Got it &lt;3 &amp; thanks</Message></Response>"
+
+
+def test_sms_url_rejects_an_unsigned_text() -> None:
+    response = invoke("sms_url", body=b"Body=hi", headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "invalid_signature"
+
+
+def test_sms_url_rejects_a_tampered_body() -> None:
+    original = fixture("incoming_sms")
+    response = signed_post("sms_url", {**original, "Body": "forged"}, signed_form=original)
+
+    assert response.status_code == 403
+
+
+def test_sms_url_without_credentials_answers_503(env: pytest.MonkeyPatch) -> None:
+    env.delenv("TWILIO_AUTH_TOKEN")
+    response = signed_post("sms_url", fixture("incoming_sms"))
+
+    assert response.status_code == 503
+    assert error_of(response)["target"] == "TWILIO_AUTH_TOKEN"
