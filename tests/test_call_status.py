@@ -1,0 +1,59 @@
+"""call_status: each signed status callback becomes one structured log line."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, fixture, invoke, signed_post
+
+
+@pytest.fixture(autouse=True)
+def credentials(env: pytest.MonkeyPatch) -> None:
+    env.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+
+
+def _event_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "shared.call_events"]
+
+
+def test_call_status_logs_a_completed_call_as_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    response = signed_post("call_status", fixture("call_status_completed"))
+
+    assert response.status_code == 204
+    assert response.get_body() == b""
+    (record,) = _event_lines(caplog)
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == (
+        "call_status CallSid=CA5f6f2c1b0e4d3a2b1c0d9e8f7a6b5c4d CallStatus=completed CallDuration=12 ErrorCode= "
+        "SipResponseCode=200"
+    )
+    assert record.__dict__["call_event"]["CallStatus"] == "completed"
+
+
+def test_call_status_logs_a_failed_call_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    signed_post("call_status", fixture("call_status_failed"))
+
+    (record,) = _event_lines(caplog)
+    assert record.levelno == logging.WARNING
+    assert record.__dict__["call_event"] == {
+        "CallSid": "CA9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b",
+        "CallStatus": "failed",
+        "CallDuration": "0",
+        "ErrorCode": "32009",
+        "SipResponseCode": "500",
+    }
+
+
+def test_call_status_rejects_an_unsigned_callback(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    response = invoke(
+        "call_status", body=b"CallStatus=failed", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+
+    assert response.status_code == 403
+    assert _event_lines(caplog) == []

@@ -1,0 +1,113 @@
+"""The credential cache: one read per secret per TTL, single flight, stale values through an outage."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from devtools.standins import Fault, KeyVaultStandIn
+from shared import credentials
+from shared.credentials import RETRY_AFTER_FAILURE, CredentialStore, load_credentials
+from shared.settings import get_settings
+from shared.startup import on_load
+from tests.support import AUTH_TOKEN, fixture, signed_post
+
+DOWN = Fault(status=503, body={"error": {"code": "ServiceUnavailable"}})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_many_requests_read_each_secret_once(vault: KeyVaultStandIn) -> None:
+    for _ in range(100):
+        assert signed_post("sms_url", fixture("incoming_sms")).status_code == 200
+
+    assert vault.fetches == {"twilio-account-sid": 1, "twilio-auth-token": 1}
+
+
+def test_concurrent_cold_requests_read_each_secret_once(vault: KeyVaultStandIn) -> None:
+    vault.delay = 0.1
+    statuses: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: statuses.append(signed_post("sms_url", fixture("incoming_sms")).status_code))
+        for _ in range(20)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [200] * 20
+    assert vault.fetches == {"twilio-account-sid": 1, "twilio-auth-token": 1}
+
+
+def test_expired_credentials_are_served_while_they_refresh(vault: KeyVaultStandIn) -> None:
+    clock = Clock()
+    store = CredentialStore(lambda: load_credentials(get_settings()), ttl=60, clock=clock)
+    assert store.get().auth_token == AUTH_TOKEN
+
+    vault.secrets["twilio-auth-token"] = "rotated"
+    clock.now += 61
+    assert store.get().auth_token == AUTH_TOKEN  # at once, from memory
+    assert eventually(lambda: store.get().auth_token == "rotated")
+    assert vault.fetches["twilio-auth-token"] == 2
+
+
+def test_an_outage_after_one_read_never_breaks_requests(vault: KeyVaultStandIn) -> None:
+    clock = Clock()
+    store = CredentialStore(lambda: load_credentials(get_settings()), ttl=60, clock=clock)
+    store.get()
+    vault.fail_next(*[DOWN] * 1000)
+
+    clock.now += 61
+    assert store.get().auth_token == AUTH_TOKEN
+    assert eventually(lambda: len(vault.faults) < 1000 and vault.in_flight == 0)
+    assert eventually(lambda: store.get().auth_token == AUTH_TOKEN and not store._refreshing.locked())
+    tried = len(vault.received)
+
+    clock.now += RETRY_AFTER_FAILURE / 2
+    assert store.get().auth_token == AUTH_TOKEN
+    assert len(vault.received) == tried  # a failed refresh waits before trying again
+
+    vault.faults.clear()
+    vault.secrets["twilio-auth-token"] = "after-the-outage"
+    clock.now += RETRY_AFTER_FAILURE
+    store.get()
+    assert eventually(lambda: store.get().auth_token == "after-the-outage")
+
+
+def test_startup_prefetches_the_secrets_before_the_first_request(vault: KeyVaultStandIn) -> None:
+    on_load()
+    assert eventually(lambda: sum(vault.fetches.values()) == 2)
+
+    assert signed_post("sms_url", fixture("incoming_sms")).status_code == 200
+    assert vault.fetches == {"twilio-account-sid": 1, "twilio-auth-token": 1}
+
+
+def test_startup_prefetch_can_be_turned_off(vault: KeyVaultStandIn, env: pytest.MonkeyPatch) -> None:
+    env.setenv("PREFETCH_SECRETS", "false")
+    on_load()
+    time.sleep(0.3)
+
+    assert vault.received == []
+
+
+def test_credentials_repr_never_shows_the_token() -> None:
+    assert AUTH_TOKEN not in repr(credentials.TwilioCredentials("AC1", AUTH_TOKEN))
