@@ -118,6 +118,7 @@ class SandboxGateway:
         self.upstream = upstream.rstrip("/")
         self.array_fields = _form_array_fields(spec)
         self.calls: list[PlacedCall] = []
+        self.forwarded = 0
         self._lock = threading.Lock()
         self._session = requests.Session()
         self._map = Map(
@@ -140,6 +141,8 @@ class SandboxGateway:
         return self._forward(request, args["path"])
 
     def _forward(self, request: Request, path: str) -> Response:
+        with self._lock:
+            self.forwarded += 1
         form = parse_qsl(request.get_data(as_text=True), keep_blank_values=True)
         body = urlencode([(f"{k}[]" if k in self.array_fields else k, v) for k, v in form]) if form else b""
         answer = self._session.request(

@@ -51,7 +51,7 @@ class Settings:
             return value or None
 
         return cls(
-            key_vault_url=text("KEY_VAULT_URL"),
+            key_vault_url=_url(environ, "KEY_VAULT_URL"),
             account_sid_secret=text("TWILIO_ACCOUNT_SID_SECRET") or cls.account_sid_secret,
             auth_token_secret=text("TWILIO_AUTH_TOKEN_SECRET") or cls.auth_token_secret,
             from_number=text("TWILIO_FROM_NUMBER"),

@@ -1,0 +1,49 @@
+"""E.164 numbers and the destinations allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import phone_numbers
+from shared.errors import ApiError
+
+
+@pytest.mark.parametrize(
+    ("raw", "number"),
+    [
+        ("+15558675310", "+15558675310"),
+        ("+1 (555) 867-5310", "+15558675310"),
+        ("+44.7700.900123", "+447700900123"),
+        (" +33 6 12 34 56 78 ", "+33612345678"),
+        ("+123456789012345", "+123456789012345"),
+    ],
+)
+def test_numbers_are_normalised_to_e164(raw: str, number: str) -> None:
+    assert phone_numbers.parse({"to": raw}, "to") == number
+
+
+@pytest.mark.parametrize(
+    "raw", ["15558675310", "+0123456", "+1234567890123456", "+1555867531O", "+1/555", "++1555", "+1"]
+)
+def test_anything_else_is_refused(raw: str) -> None:
+    with pytest.raises(ApiError) as raised:
+        phone_numbers.parse({"to": raw}, "to")
+
+    assert (raised.value.status, raised.value.code, raised.value.target) == (400, "invalid_phone_number", "to")
+
+
+def test_the_default_applies_when_the_parameter_is_absent() -> None:
+    assert phone_numbers.parse({}, "from", default="+15017122661") == "+15017122661"
+
+
+def test_destinations_outside_the_allowed_prefixes_are_refused() -> None:
+    phone_numbers.check_destination("+15558675310", ("+1", "+44"))
+
+    with pytest.raises(ApiError) as raised:
+        phone_numbers.check_destination("+2348012345678", ("+1", "+44"))
+
+    assert (raised.value.status, raised.value.code) == (403, "destination_not_allowed")
+
+
+def test_every_destination_is_allowed_without_a_list() -> None:
+    phone_numbers.check_destination("+2348012345678", ())

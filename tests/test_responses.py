@@ -1,0 +1,47 @@
+"""Every failure reaches the caller as a JSON error; nothing else ever does."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+import pytest
+
+from shared.errors import ApiError
+from shared.responses import answers_errors
+from tests.support import error_of
+
+
+def _request() -> func.HttpRequest:
+    return func.HttpRequest("POST", "https://myapp.azurewebsites.net/api/x?token=abc", body=b"")
+
+
+def test_an_api_error_becomes_its_json_error() -> None:
+    @answers_errors
+    def handler(req: func.HttpRequest) -> func.HttpResponse:
+        raise ApiError(429, "twilio_rate_limited", "Slow down.", target="to", headers={"Retry-After": "1"})
+
+    response = handler(_request())
+
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "1"
+    assert error_of(response) == {"code": "twilio_rate_limited", "message": "Slow down.", "target": "to"}
+
+
+def test_an_unexpected_exception_is_a_500_without_its_details(caplog: pytest.LogCaptureFixture) -> None:
+    @answers_errors
+    def handler(req: func.HttpRequest) -> func.HttpResponse:
+        raise RuntimeError("internal detail")
+
+    with caplog.at_level(logging.ERROR):
+        response = handler(_request())
+
+    assert response.status_code == 500
+    assert error_of(response) == {
+        "code": "internal_error",
+        "message": "The function failed unexpectedly.",
+        "target": None,
+    }
+    assert b"internal detail" not in response.get_body()
+    assert "token=abc" not in caplog.text
+    assert "internal detail" in caplog.text

@@ -1,0 +1,62 @@
+"""Settings: read once into a typed object, defaults as documented, broken values named."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import ApiError
+from shared.settings import DEFAULT_SMS_REPLY, DEFAULT_VOICE_MESSAGE, Settings, get_settings
+
+
+def test_defaults_without_any_setting() -> None:
+    settings = get_settings()
+
+    assert settings == Settings()
+    assert (settings.voice_message, settings.sms_reply) == (DEFAULT_VOICE_MESSAGE, DEFAULT_SMS_REPLY)
+    assert (settings.account_sid_secret, settings.auth_token_secret) == ("twilio-account-sid", "twilio-auth-token")
+    assert settings.twilio_http_timeout == 10.0
+
+
+def test_settings_are_read_from_the_environment(env: pytest.MonkeyPatch) -> None:
+    env.setenv("KEY_VAULT_URL", "https://my-vault.vault.azure.net/")
+    env.setenv("ALLOWED_DESTINATIONS", "+1, +44")
+    env.setenv("TRUST_FORWARDED_HEADERS", "TRUE")
+    env.setenv("TWILIO_HTTP_TIMEOUT", "2.5")
+    env.setenv("PUBLIC_BASE_URL", "https://calls.example.com/")
+
+    settings = get_settings()
+
+    assert settings.key_vault_url == "https://my-vault.vault.azure.net"
+    assert settings.allowed_destinations == ("+1", "+44")
+    assert settings.trust_forwarded_headers is True
+    assert settings.twilio_http_timeout == 2.5
+    assert settings.public_base_url == "https://calls.example.com"
+
+
+def test_settings_are_read_once(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SMS_REPLY", "first")
+    assert get_settings().sms_reply == "first"
+    env.setenv("SMS_REPLY", "second")
+
+    assert get_settings().sms_reply == "first"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TWILIO_HTTP_TIMEOUT", "ten"),
+        ("TWILIO_HTTP_TIMEOUT", "-1"),
+        ("SECRET_CACHE_TTL", "0"),
+        ("PUBLIC_BASE_URL", "myapp.azurewebsites.net"),
+        ("TWILIO_API_BASE_URL", "ftp://127.0.0.1"),
+        ("ALLOWED_DESTINATIONS", "1,44"),
+        ("TRUST_FORWARDED_HEADERS", "maybe"),
+    ],
+)
+def test_a_broken_setting_is_named_in_a_503(env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    env.setenv(name, value)
+
+    with pytest.raises(ApiError) as raised:
+        get_settings()
+
+    assert (raised.value.status, raised.value.code, raised.value.target) == (503, "configuration_error", name)
