@@ -47,6 +47,7 @@ def _secret_client(vault_url: str) -> SecretClient:
 
 def _read_secret(client: SecretClient, vault_url: str, name: str) -> str:
     from azure.core.exceptions import (
+        AzureError,
         ClientAuthenticationError,
         HttpResponseError,
         ResourceNotFoundError,
@@ -73,7 +74,7 @@ def _read_secret(client: SecretClient, vault_url: str, name: str) -> str:
         else:
             message = f"Key Vault {vault_url} could not be read for '{name}' ({status or 'no answer'})."
         raise _unavailable(message, name) from None
-    except Exception as error:  # connection errors and timeouts of any transport
+    except AzureError as error:  # connection errors and timeouts
         logger.warning("Key Vault %s unreachable: %s", vault_url, type(error).__name__)
         raise _unavailable(f"Key Vault {vault_url} could not be reached to read '{name}'.", name) from None
     if not value:

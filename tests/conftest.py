@@ -54,6 +54,13 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 @pytest.fixture
+def credentials_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twilio credentials as plain app settings, for tests that need no Key Vault and no REST call."""
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+
+
+@pytest.fixture
 def twilio(monkeypatch: pytest.MonkeyPatch) -> Iterator[TwilioStandIn]:
     """Twilio's REST API on a local port, with the app configured to use it."""
     server = TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN).start()

@@ -6,13 +6,9 @@ import logging
 
 import pytest
 
-from tests.support import ACCOUNT_SID, AUTH_TOKEN, fixture, invoke, signed_post
+from tests.support import fixture, invoke, signed_post
 
-
-@pytest.fixture(autouse=True)
-def credentials(env: pytest.MonkeyPatch) -> None:
-    env.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-    env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+pytestmark = pytest.mark.usefixtures("credentials_in_env")
 
 
 def _event_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import ACCOUNT_SID, AUTH_TOKEN, error_of, fixture, invoke, signed_post, text
+from tests.support import error_of, fixture, invoke, signed_post, text
 
 XML = '<?xml version="1.0" encoding="UTF-8"?>'
 
 
-@pytest.fixture(autouse=True)
-def credentials(env: pytest.MonkeyPatch) -> None:
-    env.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-    env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+pytestmark = pytest.mark.usefixtures("credentials_in_env")
 
 
 def test_sms_url_replies_with_the_default_message() -> None:

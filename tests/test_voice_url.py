@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.support import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
     error_of,
     fixture,
     function_url,
@@ -19,10 +17,7 @@ from tests.support import (
 XML = '<?xml version="1.0" encoding="UTF-8"?>'
 
 
-@pytest.fixture(autouse=True)
-def credentials(env: pytest.MonkeyPatch) -> None:
-    env.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-    env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+pytestmark = pytest.mark.usefixtures("credentials_in_env")
 
 
 def test_voice_url_says_hello_monkey_by_default() -> None:

@@ -9,18 +9,12 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from devtools.standins import KeyVaultStandIn
-from tests.support import ACCOUNT_SID, AUTH_TOKEN, fixture, invoke, signed_post
+from tests.support import AUTH_TOKEN, fixture, invoke, signed_post
 
 INTERNAL = "http://10.0.0.5:8080/api/sms_url"
 
 
-@pytest.fixture
-def token_in_env(env: pytest.MonkeyPatch) -> None:
-    env.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-    env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-
-
-@pytest.mark.usefixtures("token_in_env")
+@pytest.mark.usefixtures("credentials_in_env")
 def test_webhook_checks_the_public_url_behind_a_proxy(env: pytest.MonkeyPatch) -> None:
     env.setenv("PUBLIC_BASE_URL", "https://sms.example.com")
     public = "https://sms.example.com/api/sms_url"
@@ -33,14 +27,14 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "frontdoor.exampl
 FRONT_DOOR = "https://frontdoor.example.com/api/sms_url"
 
 
-@pytest.mark.usefixtures("token_in_env")
+@pytest.mark.usefixtures("credentials_in_env")
 def test_webhook_ignores_forwarded_headers_by_default() -> None:
     response = signed_post("sms_url", fixture("incoming_sms"), url=INTERNAL, signed_url=FRONT_DOOR, headers=FORWARDED)
 
     assert response.status_code == 403
 
 
-@pytest.mark.usefixtures("token_in_env")
+@pytest.mark.usefixtures("credentials_in_env")
 def test_webhook_honours_forwarded_headers_when_trusted(env: pytest.MonkeyPatch) -> None:
     env.setenv("TRUST_FORWARDED_HEADERS", "true")
     response = signed_post("sms_url", fixture("incoming_sms"), url=INTERNAL, signed_url=FRONT_DOOR, headers=FORWARDED)
@@ -48,7 +42,7 @@ def test_webhook_honours_forwarded_headers_when_trusted(env: pytest.MonkeyPatch)
     assert response.status_code == 200
 
 
-@pytest.mark.usefixtures("token_in_env")
+@pytest.mark.usefixtures("credentials_in_env")
 @pytest.mark.parametrize(
     ("requested", "signed"),
     [
@@ -60,13 +54,13 @@ def test_webhook_accepts_the_default_port_present_or_absent(requested: str, sign
     assert signed_post("sms_url", fixture("incoming_sms"), url=requested, signed_url=signed).status_code == 200
 
 
-@pytest.mark.usefixtures("token_in_env")
+@pytest.mark.usefixtures("credentials_in_env")
 def test_webhook_checks_the_query_string_byte_for_byte() -> None:
     url = "https://myapp.azurewebsites.net/api/voice_url?message=Hi%20there&voice=alice"
     assert signed_post("voice_url", fixture("voice_call"), url=url).status_code == 200
 
 
-@pytest.mark.usefixtures("token_in_env")
+@pytest.mark.usefixtures("credentials_in_env")
 def test_webhook_accepts_a_json_body_signed_through_body_sha256() -> None:
     body = json.dumps({"CallSid": "CA1", "CallStatus": "completed"})
     url = f"https://myapp.azurewebsites.net/api/call_status?bodySHA256={hashlib.sha256(body.encode()).hexdigest()}"
