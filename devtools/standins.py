@@ -123,6 +123,9 @@ class _Server(ThreadingHTTPServer):
         self.tls = tls
         super().__init__(("127.0.0.1", 0), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: clients that time out or give up close the connection mid-answer on purpose."""
+
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # answer at once, not after a delayed ACK
