@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from devtools.invoke import send_signed, sms_params, status_params, voice_params
 from devtools.standins import TwilioStandIn
 from tests.servers import serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -114,3 +118,24 @@ def test_local_settings_values_fill_the_environment_without_overriding_it(
 
     assert os.environ["SMS_REPLY"] == "From file"
     assert os.environ["VOICE_MESSAGE"] == "From environment"
+
+
+def test_real_twilio_mode_needs_real_credentials() -> None:
+    unset = {
+        "TWILIO_ACCOUNT_SID": "",
+        "TWILIO_AUTH_TOKEN": "",
+        "KEY_VAULT_URL": "",
+    }  # a local.settings.json can't fill them
+    environ = {**os.environ, **unset}
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.host", "--port", "0"],
+        cwd=ROOT,
+        env={**environ, "TWILIO_SANDBOX": "false"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL" in result.stderr
