@@ -9,7 +9,7 @@ from shared.startup import on_load
 from sms_url import bp as sms_url
 from voice_url import bp as voice_url
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app = func.FunctionApp()
 for blueprint in (make_call, voice_url, sms_url, send_sms, call_status):
     app.register_functions(blueprint)
 

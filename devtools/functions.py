@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +67,3 @@ def route_prefix(host_json: Path = ROOT / "host.json") -> str:
     settings = json.loads(host_json.read_text(encoding="utf-8"))
     prefix: str = settings.get("extensions", {}).get("http", {}).get("routePrefix", "api")
     return prefix.strip("/")
-
-
-def werkzeug_rule(route: str) -> str:
-    """Azure's route template ({id}, {id:int}) in werkzeug's syntax (<id>, <int:id>)."""
-    return re.sub(r"\{(\w+)(?::(\w+))?\}", lambda m: f"<{m[2] + ':' if m[2] else ''}{m[1]}>", route)

@@ -23,8 +23,15 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from devtools.functions import ROOT, HttpFunction, http_functions, route_prefix, werkzeug_rule
-from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Prism, SandboxGateway, use_sandbox_credentials
+from devtools.functions import ROOT, HttpFunction, http_functions, route_prefix
+from devtools.sandbox import (
+    SANDBOX_ACCOUNT_SID,
+    SANDBOX_AUTH_TOKEN,
+    Prism,
+    SandboxGateway,
+    has_credentials,
+    use_sandbox_credentials,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +44,7 @@ class LocalHost:
     def __init__(self, app: func.FunctionApp, prefix: str) -> None:
         self.prefix = prefix
         self.functions = http_functions(app)
-        rules = [Rule(werkzeug_rule(f.path(prefix)), methods=list(f.methods), endpoint=f) for f in self.functions]
+        rules = [Rule(f.path(prefix), methods=list(f.methods), endpoint=f) for f in self.functions]
         self.url_map = Map(rules, strict_slashes=False)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -126,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"Sandbox credentials: TWILIO_ACCOUNT_SID={SANDBOX_ACCOUNT_SID} TWILIO_AUTH_TOKEN={SANDBOX_AUTH_TOKEN}"
             )
-    elif not os.environ.get("KEY_VAULT_URL") and not (
-        os.environ.get("TWILIO_ACCOUNT_SID") and os.environ.get("TWILIO_AUTH_TOKEN")
-    ):
+    elif not has_credentials(os.environ):
         print("TWILIO_SANDBOX=false needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL.", file=sys.stderr)
         return 2
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,9 +184,15 @@ def _form_array_fields(spec: Path) -> frozenset[str]:
     return frozenset(names)
 
 
-def use_sandbox_credentials(environ: os._Environ[str] | dict[str, str]) -> bool:
+def has_credentials(environ: Mapping[str, str]) -> bool:
+    return bool(
+        environ.get("KEY_VAULT_URL") or (environ.get("TWILIO_ACCOUNT_SID") and environ.get("TWILIO_AUTH_TOKEN"))
+    )
+
+
+def use_sandbox_credentials(environ: MutableMapping[str, str]) -> bool:
     """Fill in sandbox credentials unless real ones (or a Key Vault) are configured."""
-    if environ.get("KEY_VAULT_URL") or (environ.get("TWILIO_ACCOUNT_SID") and environ.get("TWILIO_AUTH_TOKEN")):
+    if has_credentials(environ):
         return False
     environ["TWILIO_ACCOUNT_SID"] = SANDBOX_ACCOUNT_SID
     environ["TWILIO_AUTH_TOKEN"] = SANDBOX_AUTH_TOKEN

@@ -207,7 +207,7 @@ class TwilioStandIn(StandIn):
             return 401, twilio_error(20003, "Authenticate", 401), {}
         match = self.CREATE.match(request.path)
         if request.method != "POST" or match is None or match[1] != self.account_sid:
-            return 404, twilio_error(20404, "The requested resource was not found", 404), {}
+            return 404, twilio_error(20404, f"The requested resource {request.path} was not found", 404), {}
         prefix, status = ("CA", "queued") if match[2] == "Calls" else ("SM", "queued")
         resource = {
             "sid": prefix + secrets.token_hex(16),

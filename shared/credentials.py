@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 # After a failed refresh, wait this long before trying again rather than on every request.
 RETRY_AFTER_FAILURE = 30.0
+# A failed cold read is the answer for this long: requests queued behind it fail at once
+# instead of each waiting out its own round of retries.
+REMEMBER_FAILURE = 5.0
 # Forced re-reads (a rejected token, a signature that does not match) at most this often.
 FORCED_REFRESH_INTERVAL = 60.0
 
@@ -68,6 +71,7 @@ class CredentialStore:
         self._refreshing = threading.Lock()
         self._cached: TwilioCredentials | None = None
         self._expires = 0.0
+        self._failure: tuple[ApiError, float] | None = None
         self._last_forced = -math.inf
 
     def get(self) -> TwilioCredentials:
@@ -78,17 +82,19 @@ class CredentialStore:
             return cached
         with self._lock:  # one read however many cold requests arrive together
             if self._cached is None:
-                self._keep(self._load(), self._ttl)
+                self._load_cold()
             assert self._cached is not None
             return self._cached
 
-    def refresh(self) -> TwilioCredentials | None:
-        """Re-read now, because Twilio or a signature says the cached token is stale.
+    def refresh(self, stale: TwilioCredentials) -> TwilioCredentials | None:
+        """Credentials newer than `stale`, which Twilio or a signature just refused.
 
-        Answers the new credentials if they changed, else None. Rate limited, so that
-        forged signatures cannot make the app hammer Key Vault.
+        Re-reads the source unless another request already did; rate limited, so that
+        forged signatures cannot make the app hammer Key Vault. None: nothing newer.
         """
         with self._lock:
+            if self._cached is not None and self._cached != stale:
+                return self._cached
             now = self._clock()
             if now - self._last_forced < FORCED_REFRESH_INTERVAL:
                 return None
@@ -98,12 +104,21 @@ class CredentialStore:
             except ApiError as error:
                 logger.warning("Could not re-read Twilio credentials: %s", error.code)
                 return None
-            changed = fresh != self._cached
             self._keep(fresh, self._ttl)
-        if changed:
-            logger.info("Twilio credentials changed at their source; using the new ones")
-            return fresh
-        return None
+        if fresh == stale:
+            return None
+        logger.info("Twilio credentials changed at their source; using the new ones")
+        return fresh
+
+    def _load_cold(self) -> None:
+        if self._failure is not None and self._clock() < self._failure[1]:
+            raise self._failure[0]
+        try:
+            self._keep(self._load(), self._ttl)
+        except ApiError as error:
+            self._failure = (error, self._clock() + REMEMBER_FAILURE)
+            raise
+        self._failure = None
 
     def _keep(self, credentials: TwilioCredentials, ttl: float) -> None:
         self._cached = credentials

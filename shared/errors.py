@@ -19,7 +19,6 @@ class ApiError(Exception):
         *,
         target: str | None = None,
         inner: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -27,7 +26,6 @@ class ApiError(Exception):
         self.message = message
         self.target = target
         self.inner = inner
-        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message, "target": self.target}

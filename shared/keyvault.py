@@ -54,7 +54,7 @@ def _read_secret(client: SecretClient, vault_url: str, name: str) -> str:
     )
 
     try:
-        value = client.get_secret(name).value
+        value = (client.get_secret(name).value or "").strip()  # a pasted secret often ends in a newline
     except ResourceNotFoundError:
         raise _unavailable(f"Key Vault {vault_url} has no secret named '{name}'.", name) from None
     except ClientAuthenticationError as error:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 
 import azure.functions as func
+from werkzeug.http import parse_options_header
 
 from shared.errors import ApiError
 
@@ -25,8 +26,13 @@ def read_params(req: func.HttpRequest) -> dict[str, str]:
     return params
 
 
+def media_type(req: func.HttpRequest) -> str:
+    mimetype, _ = parse_options_header(req.headers.get("Content-Type", ""))
+    return mimetype.lower()
+
+
 def _body_params(req: func.HttpRequest) -> dict[str, str]:
-    content_type = req.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    content_type = media_type(req)
     if content_type == "application/json" or content_type.endswith("+json"):
         return _json_params(req)
     if content_type in _FORM_TYPES:

@@ -20,6 +20,10 @@ def parse(params: Mapping[str, str], name: str, default: str | None = None) -> s
     if not raw:
         hint = " (or set TWILIO_FROM_NUMBER)" if name == "from" else ""
         raise ApiError(400, "missing_parameter", f"'{name}' is required{hint}.", target=name)
+    return normalize(raw, name)
+
+
+def normalize(raw: str, name: str) -> str:
     number = _SEPARATORS.sub("", raw)
     if not _E164.fullmatch(number):
         raise ApiError(

@@ -17,18 +17,12 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(body, ensure_ascii=False),
-        status_code=status,
-        mimetype="application/json",
-        charset="utf-8",
-        headers=headers,
-    )
+def json_response(body: Any, status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, ensure_ascii=False), status_code=status, mimetype="application/json")
 
 
 def error_response(error: ApiError) -> func.HttpResponse:
-    return json_response(error.body(), error.status, error.headers)
+    return json_response(error.body(), error.status)
 
 
 def twiml_response(twiml: str) -> func.HttpResponse:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 # twilio logs each request's URL, account SID included, at INFO; keep that out of the logs.
 _wire_logger = logging.getLogger(f"{__name__}.wire")
 _wire_logger.setLevel(logging.WARNING)
+_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 
 T = TypeVar("T")
 
@@ -33,6 +36,23 @@ MAX_RETRY_AFTER = 5.0
 # Twilio's errors that only the caller (or the account owner) can fix, and the field they concern.
 _CALLER_MUST_FIX = {21608: "to", 21215: "to", 13227: "to", 21408: "to"}
 _TARGETS = {21211: "to", 21212: "from", 21606: "from", 21610: "to", 21614: "to", 21604: "to", 21603: "from"}
+
+
+def _redact(text: str) -> str:
+    return _ACCOUNT_SID.sub("AC…", text)
+
+
+class _RedactAccountSid(logging.Filter):
+    """urllib3 names the request path, and so the account SID, when it warns of a retry."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _ACCOUNT_SID.search(message):
+            record.msg, record.args = _redact(message), ()
+        return True
+
+
+_REDACT_ACCOUNT_SID = _RedactAccountSid()
 
 
 class _BoundedRetryAfter(Retry):
@@ -48,7 +68,6 @@ def _retry_policy() -> Retry:
     # request is sent, a timeout or a dropped connection leaves the outcome unknown: a
     # retry could place a second call, so read errors are never retried.
     return _BoundedRetryAfter(
-        total=4,
         connect=2,
         read=False,
         other=0,
@@ -56,32 +75,30 @@ def _retry_policy() -> Retry:
         status_forcelist=(429,),
         allowed_methods=None,
         backoff_factor=0.25,
-        respect_retry_after_header=True,
         raise_on_status=False,
     )
 
 
 @functools.cache
-def _http_client(timeout: float) -> TwilioHttpClient:
-    http = TwilioHttpClient(timeout=timeout, logger=_wire_logger)
+def _http_client() -> TwilioHttpClient:
+    """One session for the process, so warm calls reuse a pooled HTTPS connection."""
+    http = TwilioHttpClient(timeout=get_settings().twilio_http_timeout, logger=_wire_logger)
     assert http.session is not None
-    adapter = HTTPAdapter(max_retries=_retry_policy())
+    # Twilio's own pool size, with the retry policy above; http:// too, for a local sandbox.
+    adapter = HTTPAdapter(pool_maxsize=min(32, (os.cpu_count() or 1) + 4), max_retries=_retry_policy())
     http.session.mount("https://", adapter)
     http.session.mount("http://", adapter)
+    logging.getLogger("urllib3.connectionpool").addFilter(_REDACT_ACCOUNT_SID)
     return http
 
 
 @functools.lru_cache(maxsize=1)
-def _client(credentials: TwilioCredentials, api_base_url: str | None, timeout: float) -> Client:
-    client = Client(credentials.account_sid, credentials.auth_token, http_client=_http_client(timeout))
+def client_for(credentials: TwilioCredentials) -> Client:
+    client = Client(credentials.account_sid, credentials.auth_token, http_client=_http_client())
+    api_base_url = get_settings().twilio_api_base_url
     if api_base_url:
         client.api.base_url = api_base_url
     return client
-
-
-def client_for(credentials: TwilioCredentials) -> Client:
-    settings = get_settings()
-    return _client(credentials, settings.twilio_api_base_url, settings.twilio_http_timeout)
 
 
 def call_twilio(operation: Callable[[Client], T], *, outcome: str) -> T:
@@ -92,12 +109,13 @@ def call_twilio(operation: Callable[[Client], T], *, outcome: str) -> T:
     """
     store = credential_store()
     try:
+        credentials = store.get()
         try:
-            return operation(client_for(store.get()))
+            return operation(client_for(credentials))
         except TwilioException as error:
             if getattr(error, "status", None) != 401:
                 raise
-            fresh = store.refresh()
+            fresh = store.refresh(credentials)
             if fresh is None:
                 raise
             return operation(client_for(fresh))
@@ -135,7 +153,11 @@ def _from_twilio(error: TwilioException, outcome: str) -> ApiError:
         http_status = 403 if code in _CALLER_MUST_FIX else 400
         target = _CALLER_MUST_FIX.get(code) or _TARGETS.get(code)
         return ApiError(
-            http_status, "twilio_rejected", f"Twilio refused the request: {detail}", target=target, inner=inner
+            http_status,
+            "twilio_rejected",
+            f"Twilio refused the request: {_redact(str(detail))}",
+            target=target,
+            inner=inner,
         )
     return ApiError(
         502, "twilio_error", f"Twilio answered {status}; {outcome} is unknown, check before retrying.", inner=inner

@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import logging
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator
 
 from shared import credentials
 from shared.errors import ApiError
+from shared.params import media_type
 from shared.public_url import requested_url
 from shared.responses import Handler, answers_errors
 from shared.settings import get_settings
@@ -37,25 +39,28 @@ def verify_signature(req: func.HttpRequest) -> None:
     if not signature:
         raise _forbidden(f"The request has no {SIGNATURE_HEADER} header.")
     url = requested_url(req, get_settings())
-    params = _signed_params(req)
+    params = _signed_params(req, url)
+    if req.headers.get(SIGNATURE_SETTINGS_HEADER):
+        raise _forbidden("Webhooks signed with a shared key are not supported: sign with the account's auth token.")
     store = credentials.credential_store()
-    if RequestValidator(store.get().auth_token).validate(url, params, signature):
+    cached = store.get()
+    if RequestValidator(cached.auth_token).validate(url, params, signature):
         return
     # The token may have been rotated since it was cached: re-read it (rate limited) and check again.
-    fresh = store.refresh()
+    fresh = store.refresh(cached)
     if fresh is not None and RequestValidator(fresh.auth_token).validate(url, params, signature):
         return
     logger.warning("Refused a webhook with an invalid signature for %s", url.split("?", 1)[0])
     raise _forbidden("The X-Twilio-Signature does not match this request.")
 
 
-def _signed_params(req: func.HttpRequest) -> Any:
-    """What Twilio signed besides the URL: the form fields, or a JSON body as raw text."""
+def _signed_params(req: func.HttpRequest, url: str) -> Any:
+    """What Twilio signed besides the URL: the form fields, or a JSON body as raw text
+    (then hashed into the URL's bodySHA256)."""
     if req.method == "GET" or not req.get_body():
         return {}
-    content_type = req.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-    if content_type == "application/json":
-        return req.get_body().decode("utf-8", errors="replace")
+    if media_type(req) == "application/json":
+        return req.get_body().decode("utf-8", errors="replace") if "bodySHA256" in parse_qs(urlsplit(url).query) else {}
     return req.form
 
 

@@ -30,7 +30,7 @@ def _clear_caches() -> None:
         settings.get_settings,
         credentials.credential_store,
         keyvault._secret_client,
-        twilio_client._client,
+        twilio_client.client_for,
         twilio_client._http_client,
     ]
     for cache in caches:

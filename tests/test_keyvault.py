@@ -32,6 +32,12 @@ def test_secret_names_come_from_settings(vault: KeyVaultStandIn, env: pytest.Mon
     assert credentials.current() == credentials.TwilioCredentials("AC2", "t2")
 
 
+def test_a_secret_pasted_with_a_newline_still_works(vault: KeyVaultStandIn) -> None:
+    vault.secrets["twilio-auth-token"] = AUTH_TOKEN + "\n"
+
+    assert signed_post("sms_url", fixture("incoming_sms")).status_code == 200
+
+
 def test_both_secrets_are_read_at_once_on_a_cold_start(vault: KeyVaultStandIn) -> None:
     vault.delay = 0.2
     credentials.current()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable, Iterator
 
 import azure.functions as func
 import pytest
 
 from devtools.standins import Fault, KeyVaultStandIn, TwilioStandIn, twilio_error
-from shared import credentials, keyvault, twilio_client
+from shared import credentials, keyvault, settings, twilio_client
 from tests.support import fixture, post_json, signed_post
 
 SID = "AC" + "5ec7e7" * 5 + "aa"
@@ -17,6 +19,7 @@ TOKEN = "s3cr3t-auth-token-do-not-leak"
 ROTATED = "r0tated-auth-token-do-not-leak"
 CALL = {"to": "+15558675310"}
 SMS = {"to": "+15558675310", "body": "Hi"}
+CALLS = f"/2010-04-01/Accounts/{SID}/Calls.json"
 
 
 @pytest.fixture
@@ -34,7 +37,7 @@ def world(env: pytest.MonkeyPatch) -> Iterator[tuple[KeyVaultStandIn, TwilioStan
 
 
 def _forget_credentials() -> None:
-    for cache in (credentials.credential_store, keyvault._secret_client, twilio_client._client):
+    for cache in (credentials.credential_store, keyvault._secret_client, twilio_client.client_for):
         cache.cache_clear()
 
 
@@ -54,6 +57,19 @@ def _scenarios(vault: KeyVaultStandIn, twilio: TwilioStandIn) -> list[Callable[[
             return post_json(path, CALL if path == "make_call" else SMS)
 
         return run
+
+    def unreachable() -> func.HttpResponse:
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            twilio_client.client_for.cache_clear()
+            settings.get_settings.cache_clear()
+            os.environ["TWILIO_API_BASE_URL"] = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        try:
+            return post_json("make_call", CALL)
+        finally:
+            os.environ["TWILIO_API_BASE_URL"] = twilio.url
+            twilio_client.client_for.cache_clear()
+            settings.get_settings.cache_clear()
 
     def rotate() -> func.HttpResponse:
         twilio.auth_token = vault.secrets["twilio-auth-token"] = ROTATED
@@ -75,6 +91,8 @@ def _scenarios(vault: KeyVaultStandIn, twilio: TwilioStandIn) -> list[Callable[[
             Fault(status=429, body=twilio_error(20429, "Too Many Requests", 429), headers={"Retry-After": "0"}), times=3
         ),
         twilio_fault(Fault(drop=True), "send_sms"),
+        twilio_fault(Fault(status=404, body=twilio_error(20404, f"The requested resource {CALLS} was not found", 404))),
+        unreachable,
         rotate,
         lambda: signed_post("sms_url", fixture("incoming_sms"), token="forged"),
         lambda: signed_post("voice_url", fixture("voice_call"), token=ROTATED),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -64,6 +65,19 @@ def test_a_429_is_retried_after_retry_after(twilio: TwilioStandIn) -> None:
     response = post_json("make_call", CALL)
 
     assert response.status_code == 201
+    assert len(twilio.creations()) == 2
+
+
+def test_a_long_retry_after_is_capped_so_the_caller_still_gets_an_answer(twilio: TwilioStandIn) -> None:
+    twilio.fail_next(
+        Fault(status=429, body=twilio_error(20429, "Too Many Requests", 429), headers={"Retry-After": "3600"})
+    )
+    started = time.monotonic()
+
+    response = post_json("make_call", CALL)
+
+    assert response.status_code == 201
+    assert time.monotonic() - started < 60  # capped at MAX_RETRY_AFTER, not an hour
     assert len(twilio.creations()) == 2
 
 

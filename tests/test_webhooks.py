@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from twilio.request_validator import RequestValidator
 
 from devtools.standins import KeyVaultStandIn
-from tests.support import AUTH_TOKEN, fixture, invoke, signed_post
+from tests.support import AUTH_TOKEN, error_of, fixture, invoke, signed_post
 
 INTERNAL = "http://10.0.0.5:8080/api/sms_url"
 
@@ -86,3 +87,39 @@ def test_forged_signatures_re_read_the_token_at_most_once_a_minute(vault: KeyVau
         assert signed_post("sms_url", fixture("incoming_sms"), token="forger").status_code == 403
 
     assert vault.fetches["twilio-auth-token"] == 2  # the first read, then one re-read
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+def test_webhook_refuses_a_json_body_without_body_sha256() -> None:
+    url = "https://myapp.azurewebsites.net/api/call_status"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, {})
+    headers = {"Content-Type": "application/json", "X-Twilio-Signature": signature + "x"}
+
+    response = invoke("call_status", url=url, body=b'{"CallSid": "CA1"}', headers=headers)
+
+    assert response.status_code == 403
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+def test_webhook_signed_with_a_shared_key_is_refused_clearly() -> None:
+    settings = {"X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"}
+    response = signed_post("sms_url", fixture("incoming_sms"), headers=settings)
+
+    assert response.status_code == 403
+    assert "shared key" in error_of(response)["message"]
+
+
+def test_concurrent_webhooks_after_a_rotation_all_pass(vault: KeyVaultStandIn) -> None:
+    assert signed_post("sms_url", fixture("incoming_sms")).status_code == 200
+    vault.secrets["twilio-auth-token"] = "rotated-token-3"
+    vault.delay = 0.1
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: signed_post("sms_url", fixture("incoming_sms"), token="rotated-token-3").status_code, range(8)
+            )
+        )
+
+    assert statuses == [200] * 8
+    assert vault.fetches["twilio-auth-token"] == 2
