@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import azure.functions as func
 
@@ -20,8 +19,7 @@ MAX_SMS_BODY = 1_600
 CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     to: str
     from_: str
     message: str
@@ -40,8 +38,7 @@ class Call:
         )
 
 
-@dataclass(frozen=True)
-class Sms:
+class Sms(NamedTuple):
     to: str
     from_: str
     body: str

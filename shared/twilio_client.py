@@ -167,7 +167,9 @@ def _from_twilio(error: TwilioException, outcome: str) -> ApiError:
 def _from_transport(error: requests.RequestException, outcome: str) -> ApiError:
     timeout = get_settings().twilio_http_timeout
     if isinstance(error, requests.ConnectTimeout):
-        return ApiError(504, "twilio_timeout", f"Twilio did not accept a connection within {timeout:g} s; nothing was sent.")
+        return ApiError(
+            504, "twilio_timeout", f"Twilio did not accept a connection within {timeout:g} s; nothing was sent."
+        )
     if isinstance(error, requests.Timeout):
         return ApiError(
             504,

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import re
 
-from twilio.twiml.messaging_response import MessagingResponse
-from twilio.twiml.voice_response import VoiceResponse
-
 # XML 1.0 cannot carry these at all, escaped or not; the builders would emit them raw.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# (Written as the characters to drop: a class of those to keep takes ten times longer to compile.)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def say(message: str, voice: str | None = None, language: str | None = None) -> str:
+    from twilio.twiml.voice_response import VoiceResponse
+
     response = VoiceResponse()
     response.say(_xml_text(message), voice=voice, language=language)
     return str(response)
 
 
 def reply(body: str) -> str:
+    from twilio.twiml.messaging_response import MessagingResponse
+
     response = MessagingResponse()
     response.message(_xml_text(body))
     return str(response)

@@ -2,49 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterator
 
 import pytest
 
+from devtools.process_state import clear_caches, is_setting
 from devtools.standins import KeyVaultStandIn, TwilioStandIn
-from shared import credentials, keyvault, settings, twilio_client
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
-
-_SETTING_PREFIXES = ("TWILIO_", "KEY_VAULT_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_")
-_SETTINGS = {
-    "VOICE_MESSAGE",
-    "SMS_REPLY",
-    "PUBLIC_BASE_URL",
-    "ALLOWED_DESTINATIONS",
-    "TRUST_FORWARDED_HEADERS",
-    "SECRET_CACHE_TTL",
-    "PREFETCH_SECRETS",
-    "REQUESTS_CA_BUNDLE",
-}
-
-
-def _clear_caches() -> None:
-    caches: list[functools._lru_cache_wrapper[object]] = [
-        settings.get_settings,
-        credentials.credential_store,
-        keyvault._secret_client,
-        twilio_client.client_for,
-        twilio_client._http_client,
-    ]
-    for cache in caches:
-        cache.cache_clear()
 
 
 @pytest.fixture(autouse=True)
 def clean_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith(_SETTING_PREFIXES) or name in _SETTINGS:
+        if is_setting(name):
             monkeypatch.delenv(name)
-    _clear_caches()
+    clear_caches()
     yield
-    _clear_caches()
+    clear_caches()
 
 
 @pytest.fixture

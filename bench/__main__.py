@@ -1,0 +1,44 @@
+"""`python -m bench`: run every scenario on this machine, then print the one table. It reports, never fails."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+
+from bench import cold, roundtrips, warm
+from bench.table import Row, render
+
+SCENARIOS: dict[str, Callable[[], list[Row]]] = {
+    "cold imports": cold.import_rows,
+    "first requests after a cold import": cold.first_request_rows,
+    "warm webhooks beside the library floor": warm.rows,
+    "warm traffic through the Key Vault and Twilio stand-ins": roundtrips.rows,
+}
+
+
+def main() -> int:
+    started = time.perf_counter()
+    rows: list[Row] = []
+    for name, scenario in SCENARIOS.items():
+        print(f"bench: {name}…", file=sys.stderr, flush=True)
+        rows += scenario()
+    print(
+        f"Python {platform.python_version()} on {os.cpu_count()} CPUs. Each row sets the app against what follows"
+        " its 'vs': the classic module (bench/baseline.py: SDKs imported up front, Key Vault and a Twilio Client"
+        " per request), a bare `import azure.functions`, or the library floor (build the request, read its form,"
+        " check the signature, render the TwiML, build the response).\n"
+        f"Cold figures: medians of {cold.IMPORT_RUNS} (imports) or {cold.FIRST_CALL_RUNS} (requests) fresh"
+        " interpreters, their ratio the median of each round's, app and baseline having run back to back."
+        f" Warm figures: percentiles over {warm.REQUESTS:,} requests, or {roundtrips.WEBHOOKS // 2:,} per webhook"
+        " with Key Vault. Counts are exact.\n"
+    )
+    print(render(rows))
+    print(f"\n{time.perf_counter() - started:.0f} s in all.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Warm traffic with Key Vault and Twilio on local stand-ins: what each implementation asks of them,
+and what that costs a request. Both start from a fresh process state and fresh stand-ins."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from types import ModuleType
+
+import function_app
+from bench import baseline, traffic
+from bench.measure import percentile, rounds
+from bench.process import app_settings, running
+from bench.request import handlers, serve
+from bench.table import Row, Target
+from devtools.standins import KeyVaultStandIn, TwilioStandIn
+
+WEBHOOKS = 1_000
+WEBHOOK_FUNCTIONS = ("voice_url", "sms_url")  # taking turns
+CALLS = 50
+
+
+@dataclass(frozen=True)
+class Trips:
+    seconds: dict[str, list[float]]  # each request's, by function
+    secret_fetches: int
+    token_requests: int
+    twilio_connections: int
+
+
+def trips(module: ModuleType) -> Trips:
+    with (
+        running(KeyVaultStandIn(traffic.SECRETS)) as vault,
+        running(TwilioStandIn(traffic.ACCOUNT_SID, traffic.AUTH_TOKEN)) as twilio,
+        app_settings({**vault.environ(), **traffic.twilio_settings(twilio.url)}),
+    ):
+        functions = handlers(module.app)
+        voice, sms = rounds(
+            WEBHOOKS // 2,
+            [functools.partial(serve, functions[f], traffic.webhook(f), 200) for f in WEBHOOK_FUNCTIONS],
+        )
+        secret_fetches, token_requests = vault.fetches.total(), len(vault.identity.received)
+        calls = [serve(functions["make_call"], traffic.make_call(), 201) for _ in range(CALLS)]
+        seconds = {"voice_url": voice, "sms_url": sms, "make_call": calls}
+        return Trips(seconds, secret_fetches, token_requests, twilio.connections)
+
+
+def rows() -> list[Row]:
+    app, classic = trips(function_app), trips(baseline)
+    return [
+        *(
+            Row(
+                f"warm {function} p50, Key Vault configured, vs classic",
+                percentile(app.seconds[function], 0.50),
+                percentile(classic.seconds[function], 0.50),
+            )
+            for function in WEBHOOK_FUNCTIONS
+        ),
+        Row(
+            f"warm make_call p50 vs classic ({CALLS} in a row)",
+            percentile(app.seconds["make_call"], 0.50),
+            percentile(classic.seconds["make_call"], 0.50),
+        ),
+        Row(
+            f"TCP connections to Twilio over {CALLS} make_call",
+            app.twilio_connections,
+            classic.twilio_connections,
+            Target(1, of_ratio=False),
+            count=True,
+        ),
+        Row(
+            f"Key Vault secret fetches over {WEBHOOKS:,} webhooks",
+            app.secret_fetches,
+            classic.secret_fetches,
+            Target(2, of_ratio=False),
+            count=True,
+        ),
+        Row(
+            f"managed identity token requests over {WEBHOOKS:,} webhooks",
+            app.token_requests,
+            classic.token_requests,
+            count=True,
+        ),
+    ]
