@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-
-import pytest
 
 from devtools.standins import Fault, KeyVaultStandIn
 from shared import credentials
 from shared.credentials import RETRY_AFTER_FAILURE, CredentialStore, load_credentials
 from shared.settings import get_settings
-from shared.startup import on_load
-from tests.support import AUTH_TOKEN, fixture, signed_post
+from tests.support import AUTH_TOKEN, eventually, fixture, signed_post
 
 DOWN = Fault(status=503, body={"error": {"code": "ServiceUnavailable"}})
 
@@ -25,15 +20,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_many_requests_read_each_secret_once(vault: KeyVaultStandIn) -> None:
@@ -102,23 +88,6 @@ def test_an_outage_after_one_read_never_breaks_requests(vault: KeyVaultStandIn) 
     clock.now += RETRY_AFTER_FAILURE
     store.get()
     assert eventually(lambda: store.get().auth_token == "after-the-outage")
-
-
-def test_startup_prefetches_the_secrets_before_the_first_request(vault: KeyVaultStandIn) -> None:
-    on_load()
-    assert eventually(lambda: sum(vault.fetches.values()) == 2)
-
-    assert signed_post("sms_url", fixture("incoming_sms")).status_code == 200
-    assert vault.fetches == {"twilio-account-sid": 1, "twilio-auth-token": 1}
-
-
-def test_startup_prefetch_can_be_turned_off(vault: KeyVaultStandIn, env: pytest.MonkeyPatch) -> None:
-    env.setenv("PREFETCH_SECRETS", "false")
-    on_load()
-
-    assert "credentials-prefetch" not in [thread.name for thread in threading.enumerate()]
-    time.sleep(0.3)
-    assert vault.received == []
 
 
 def test_credentials_repr_never_shows_the_token() -> None:

@@ -1,0 +1,52 @@
+"""What the app does when the worker loads it: warn of a sandbox, prefetch secrets, never fail."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from devtools.standins import KeyVaultStandIn
+from shared.startup import on_load
+from tests.support import eventually, fixture, signed_post
+
+
+def test_startup_prefetches_the_secrets_before_the_first_request(vault: KeyVaultStandIn) -> None:
+    on_load()
+    assert eventually(lambda: sum(vault.fetches.values()) == 2)
+
+    assert signed_post("sms_url", fixture("incoming_sms")).status_code == 200
+    assert vault.fetches == {"twilio-account-sid": 1, "twilio-auth-token": 1}
+
+
+def test_startup_prefetch_can_be_turned_off(vault: KeyVaultStandIn, env: pytest.MonkeyPatch) -> None:
+    env.setenv("PREFETCH_SECRETS", "false")
+    on_load()
+
+    assert "credentials-prefetch" not in [thread.name for thread in threading.enumerate()]
+    time.sleep(0.3)
+    assert vault.received == []
+
+
+def test_startup_warns_that_twilio_calls_go_elsewhere(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.setenv("TWILIO_API_BASE_URL", "http://127.0.0.1:4010")
+
+    with caplog.at_level(logging.WARNING):
+        on_load()
+
+    assert "TWILIO_API_BASE_URL is set: Twilio REST calls go to http://127.0.0.1:4010" in caplog.text
+
+
+def test_startup_with_a_broken_setting_logs_it_and_loads(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.setenv("SECRET_CACHE_TTL", "forever")
+
+    with caplog.at_level(logging.ERROR):
+        on_load()
+
+    assert "Setting SECRET_CACHE_TTL must be a number of seconds" in caplog.text
