@@ -1,4 +1,6 @@
-"""`python -m bench`: run every scenario on this machine, then print the one table. It reports, never fails."""
+"""`python -m bench`: run every scenario on this machine, then print the one table.
+
+It reports and asserts nothing about time; it stops only if a function answers wrongly."""
 
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ def main() -> int:
         f"Cold figures: medians of {cold.IMPORT_RUNS} (imports) or {cold.FIRST_CALL_RUNS} (requests) fresh"
         " interpreters, their ratio the median of each round's, app and baseline having run back to back."
         f" Warm figures: percentiles over {warm.REQUESTS:,} requests, or {roundtrips.WEBHOOKS // 2:,} per webhook"
-        " with Key Vault. Counts are exact.\n"
+        " with Key Vault. Counts are exact. The cold ratio is the median of per-round ratios, so it can differ"
+        " from the ratio of the medians shown beside it.\n"
     )
     print(render(rows))
     print(f"\n{time.perf_counter() - started:.0f} s in all.")

@@ -12,7 +12,6 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-import function_app
 from bench import traffic
 from bench.measure import percentile, rounds
 from bench.process import app_settings
@@ -54,6 +53,8 @@ def floor(request: WebRequest, render: Callable[[], str]) -> float:
 def rows() -> list[Row]:
     found = []
     with app_settings(traffic.ENV_CREDENTIALS):
+        import function_app  # only now: importing it starts its start-up work with these settings
+
         app = handlers(function_app.app)
         for function, render in TWIML.items():
             request = traffic.webhook(function)

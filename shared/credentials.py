@@ -73,6 +73,7 @@ class CredentialStore:
         self._expires = 0.0
         self._failure: tuple[ApiError, float] | None = None
         self._last_forced = -math.inf
+        self._generation = 0  # bumped by every store, so a slow background read cannot undo a newer one
 
     def get(self) -> TwilioCredentials:
         cached = self._cached
@@ -104,7 +105,7 @@ class CredentialStore:
             except ApiError as error:
                 logger.warning("Could not re-read Twilio credentials: %s", error.code)
                 return None
-            self._keep(fresh, self._ttl)
+            self._keep(fresh)
         if fresh == stale:
             return None
         logger.info("Twilio credentials changed at their source; using the new ones")
@@ -112,23 +113,26 @@ class CredentialStore:
 
     def _load_cold(self) -> None:
         if self._failure is not None and self._clock() < self._failure[1]:
-            raise self._failure[0]
+            failed = self._failure[0]  # a new exception each time: the first keeps its own traceback
+            raise ApiError(failed.status, failed.code, failed.message, target=failed.target, inner=failed.inner)
         try:
-            self._keep(self._load(), self._ttl)
+            self._keep(self._load())
         except ApiError as error:
             self._failure = (error, self._clock() + REMEMBER_FAILURE)
             raise
         self._failure = None
 
-    def _keep(self, credentials: TwilioCredentials, ttl: float) -> None:
+    def _keep(self, credentials: TwilioCredentials) -> None:
         self._cached = credentials
-        self._expires = self._clock() + ttl
+        self._expires = self._clock() + self._ttl
+        self._generation += 1
 
     def _refresh_in_background(self) -> None:
         if self._refreshing.acquire(blocking=False):
             threading.Thread(target=self._refresh_expired, name="credentials-refresh", daemon=True).start()
 
     def _refresh_expired(self) -> None:
+        started = self._generation
         try:
             fresh = self._load()
         except Exception as error:
@@ -137,13 +141,22 @@ class CredentialStore:
                 self._expires = self._clock() + min(self._ttl, RETRY_AFTER_FAILURE)
         else:
             with self._lock:
-                self._keep(fresh, self._ttl)
+                if self._generation == started:
+                    self._keep(fresh)
         finally:
             self._refreshing.release()
 
 
-@functools.cache
+_STORE_LOCK = threading.Lock()
+
+
 def credential_store() -> CredentialStore:
+    with _STORE_LOCK:  # the prefetch thread and the first request must find the same store
+        return _credential_store()
+
+
+@functools.cache
+def _credential_store() -> CredentialStore:
     settings = get_settings()
     return CredentialStore(functools.partial(load_credentials, settings), ttl=settings.secret_ttl)
 

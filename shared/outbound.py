@@ -9,8 +9,9 @@ from typing import Any, NamedTuple
 import azure.functions as func
 
 from shared import params, phone_numbers
+from shared.errors import ApiError
 from shared.public_url import function_url
-from shared.settings import get_settings
+from shared.settings import ConfigurationError, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class Call(NamedTuple):
         settings = get_settings()
         return cls(
             to=_destination(values),
-            from_=phone_numbers.parse(values, "from", default=settings.from_number),
+            from_=_sender(values),
             message=params.text(values, "message", max_length=MAX_MESSAGE, default=settings.voice_message),
             voice=params.token(values, "voice"),
             language=params.token(values, "language"),
@@ -47,7 +48,7 @@ class Sms(NamedTuple):
     def from_params(cls, values: Mapping[str, str]) -> Sms:
         return cls(
             to=_destination(values),
-            from_=phone_numbers.parse(values, "from", default=get_settings().from_number),
+            from_=_sender(values),
             body=params.text(values, "body", max_length=MAX_SMS_BODY),
         )
 
@@ -85,6 +86,19 @@ def send_sms(sms: Sms) -> dict[str, Any]:
     )
     logger.info("Sent message %s (%s)", sent.sid, sent.status)
     return {"sid": sent.sid, "status": sent.status, "to": sent.to, "from": sent.from_}
+
+
+def _sender(values: Mapping[str, str]) -> str:
+    """The caller's `from`, else TWILIO_FROM_NUMBER, whose mistakes are the owner's: 503, not 400."""
+    if values.get("from", "").strip():
+        return phone_numbers.parse(values, "from")
+    configured = get_settings().from_number
+    if configured is None:
+        raise ApiError(400, "missing_parameter", "'from' is required (or set TWILIO_FROM_NUMBER).", target="from")
+    try:
+        return phone_numbers.normalize(configured, "TWILIO_FROM_NUMBER")
+    except ApiError:
+        raise ConfigurationError("TWILIO_FROM_NUMBER", "must be an E.164 number such as +14155550100") from None
 
 
 def _destination(values: Mapping[str, str]) -> str:

@@ -11,7 +11,7 @@ from werkzeug.http import parse_options_header
 from shared.errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
-_FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -35,7 +35,7 @@ def _body_params(req: func.HttpRequest) -> dict[str, str]:
     content_type = media_type(req)
     if content_type == "application/json" or content_type.endswith("+json"):
         return _json_params(req)
-    if content_type in _FORM_TYPES:
+    if content_type in FORM_TYPES:
         return dict(req.form)
     raise ApiError(
         415,

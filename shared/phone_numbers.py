@@ -14,12 +14,11 @@ _SEPARATORS = re.compile(r"[\s\-.()]")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
-def parse(params: Mapping[str, str], name: str, default: str | None = None) -> str:
+def parse(params: Mapping[str, str], name: str) -> str:
     """The number under `name`, with spaces, dashes, dots and parentheses removed."""
-    raw = params.get(name, "").strip() or default
+    raw = params.get(name, "").strip()
     if not raw:
-        hint = " (or set TWILIO_FROM_NUMBER)" if name == "from" else ""
-        raise ApiError(400, "missing_parameter", f"'{name}' is required{hint}.", target=name)
+        raise ApiError(400, "missing_parameter", f"'{name}' is required.", target=name)
     return normalize(raw, name)
 
 

@@ -11,7 +11,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared import phone_numbers
 from shared.errors import ApiError
 
 DEFAULT_VOICE_MESSAGE = "Hello Monkey!"
@@ -55,7 +54,7 @@ class Settings:
             key_vault_url=_url(environ, "KEY_VAULT_URL"),
             account_sid_secret=text("TWILIO_ACCOUNT_SID_SECRET") or cls.account_sid_secret,
             auth_token_secret=text("TWILIO_AUTH_TOKEN_SECRET") or cls.auth_token_secret,
-            from_number=_phone_number(environ, "TWILIO_FROM_NUMBER"),
+            from_number=text("TWILIO_FROM_NUMBER"),
             voice_message=text("VOICE_MESSAGE") or DEFAULT_VOICE_MESSAGE,
             sms_reply=text("SMS_REPLY") or DEFAULT_SMS_REPLY,
             public_base_url=_url(environ, "PUBLIC_BASE_URL"),
@@ -80,16 +79,6 @@ def _url(environ: Mapping[str, str], name: str) -> str | None:
     if not value.startswith(("https://", "http://")):
         raise ConfigurationError(name, "must be an absolute http(s) URL")
     return value
-
-
-def _phone_number(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        return phone_numbers.normalize(value, name)
-    except ApiError:
-        raise ConfigurationError(name, "must be an E.164 number such as +14155550100") from None
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:

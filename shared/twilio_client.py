@@ -88,7 +88,8 @@ def _http_client() -> TwilioHttpClient:
     adapter = HTTPAdapter(pool_maxsize=min(32, (os.cpu_count() or 1) + 4), max_retries=_retry_policy())
     http.session.mount("https://", adapter)
     http.session.mount("http://", adapter)
-    logging.getLogger("urllib3.connectionpool").addFilter(_REDACT_ACCOUNT_SID)
+    for name in ("urllib3.connectionpool", "urllib3.util.retry"):
+        logging.getLogger(name).addFilter(_REDACT_ACCOUNT_SID)
     return http
 
 

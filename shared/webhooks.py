@@ -12,7 +12,7 @@ from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator
 
 from shared import credentials
 from shared.errors import ApiError
-from shared.params import media_type
+from shared.params import FORM_TYPES, media_type
 from shared.public_url import requested_url
 from shared.responses import Handler, answers_errors
 from shared.settings import get_settings
@@ -59,9 +59,11 @@ def _signed_params(req: func.HttpRequest, url: str) -> Any:
     (then hashed into the URL's bodySHA256)."""
     if req.method == "GET" or not req.get_body():
         return {}
-    if media_type(req) == "application/json":
-        return req.get_body().decode("utf-8", errors="replace") if "bodySHA256" in parse_qs(urlsplit(url).query) else {}
-    return req.form
+    if media_type(req) in FORM_TYPES:
+        return req.form
+    if "bodySHA256" not in parse_qs(urlsplit(url).query):
+        raise _forbidden("A body that is not a form must be signed through bodySHA256 in the URL.")
+    return req.get_body().decode("utf-8", errors="replace")
 
 
 def _forbidden(message: str) -> ApiError:

@@ -92,3 +92,29 @@ def test_an_outage_after_one_read_never_breaks_requests(vault: KeyVaultStandIn) 
 
 def test_credentials_repr_never_shows_the_token() -> None:
     assert AUTH_TOKEN not in repr(credentials.TwilioCredentials("AC1", AUTH_TOKEN))
+
+
+def test_a_slow_background_refresh_cannot_undo_a_newer_forced_one() -> None:
+    clock = Clock()
+    reading_old, release = threading.Event(), threading.Event()
+    tokens = iter(["old", "slow", "rotated"])
+
+    def load() -> credentials.TwilioCredentials:
+        token = next(tokens)
+        if token == "slow":  # a background read that began before the rotation
+            reading_old.set()
+            release.wait(10)
+            token = "old"
+        return credentials.TwilioCredentials("AC1", token)
+
+    store = CredentialStore(load, ttl=60, clock=clock)
+    old = store.get()
+    clock.now += 61
+    store.get()
+    assert reading_old.wait(10)
+
+    assert store.refresh(old) == credentials.TwilioCredentials("AC1", "rotated")
+    release.set()
+
+    assert eventually(lambda: not store._refreshing.locked())
+    assert store.get().auth_token == "rotated"

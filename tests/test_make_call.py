@@ -166,3 +166,14 @@ def test_make_call_with_a_broken_setting_answers_503_naming_it(twilio: TwilioSta
 
     assert response.status_code == 503
     assert error_of(response)["target"] == "TWILIO_HTTP_TIMEOUT"
+
+
+def test_make_call_with_a_bad_from_number_setting_answers_503_naming_it(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("TWILIO_FROM_NUMBER", "MyBrand")
+    response = post_json("make_call", {"to": "+15558675310"})
+
+    assert response.status_code == 503
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "TWILIO_FROM_NUMBER")
+    assert twilio.received == []

@@ -32,8 +32,11 @@ def test_anything_else_is_refused(raw: str) -> None:
     assert (raised.value.status, raised.value.code, raised.value.target) == (400, "invalid_phone_number", "to")
 
 
-def test_the_default_applies_when_the_parameter_is_absent() -> None:
-    assert phone_numbers.parse({}, "from", default="+15017122661") == "+15017122661"
+def test_a_missing_number_is_named() -> None:
+    with pytest.raises(ApiError) as raised:
+        phone_numbers.parse({"to": "  "}, "to")
+
+    assert (raised.value.status, raised.value.code, raised.value.target) == (400, "missing_parameter", "to")
 
 
 def test_destinations_outside_the_allowed_prefixes_are_refused() -> None:

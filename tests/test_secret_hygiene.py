@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 import azure.functions as func
 import pytest
 
+from devtools.process_state import clear_caches
 from devtools.standins import Fault, KeyVaultStandIn, TwilioStandIn, twilio_error
-from shared import credentials, keyvault, settings, twilio_client
 from tests.support import fixture, post_json, signed_post
 
 SID = "AC" + "5ec7e7" * 5 + "aa"
@@ -36,15 +36,10 @@ def world(env: pytest.MonkeyPatch) -> Iterator[tuple[KeyVaultStandIn, TwilioStan
     vault.stop()
 
 
-def _forget_credentials() -> None:
-    for cache in (credentials.credential_store, keyvault._secret_client, twilio_client.client_for):
-        cache.cache_clear()
-
-
 def _scenarios(vault: KeyVaultStandIn, twilio: TwilioStandIn) -> list[Callable[[], func.HttpResponse]]:
     def cold(*faults: Fault) -> Callable[[], func.HttpResponse]:
         def run() -> func.HttpResponse:
-            _forget_credentials()
+            clear_caches()
             vault.faults.clear()
             vault.fail_next(*faults)
             return signed_post("sms_url", fixture("incoming_sms"), token=vault.secrets.get("twilio-auth-token", TOKEN))
@@ -61,15 +56,13 @@ def _scenarios(vault: KeyVaultStandIn, twilio: TwilioStandIn) -> list[Callable[[
     def unreachable() -> func.HttpResponse:
         with socket.socket() as closed:
             closed.bind(("127.0.0.1", 0))
-            twilio_client.client_for.cache_clear()
-            settings.get_settings.cache_clear()
             os.environ["TWILIO_API_BASE_URL"] = f"http://127.0.0.1:{closed.getsockname()[1]}"
+            clear_caches()
         try:
             return post_json("make_call", CALL)
         finally:
             os.environ["TWILIO_API_BASE_URL"] = twilio.url
-            twilio_client.client_for.cache_clear()
-            settings.get_settings.cache_clear()
+            clear_caches()
 
     def rotate() -> func.HttpResponse:
         twilio.auth_token = vault.secrets["twilio-auth-token"] = ROTATED

@@ -51,7 +51,6 @@ def test_settings_are_read_once(env: pytest.MonkeyPatch) -> None:
         ("TWILIO_API_BASE_URL", "ftp://127.0.0.1"),
         ("ALLOWED_DESTINATIONS", "1,44"),
         ("TRUST_FORWARDED_HEADERS", "maybe"),
-        ("TWILIO_FROM_NUMBER", "my twilio number"),
     ],
 )
 def test_a_broken_setting_is_named_in_a_503(env: pytest.MonkeyPatch, name: str, value: str) -> None:

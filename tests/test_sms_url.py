@@ -49,3 +49,9 @@ def test_sms_url_without_credentials_answers_503(env: pytest.MonkeyPatch) -> Non
 
     assert response.status_code == 503
     assert error_of(response)["target"] == "TWILIO_AUTH_TOKEN"
+
+
+def test_sms_url_answers_even_when_an_outbound_setting_is_wrong(env: pytest.MonkeyPatch) -> None:
+    env.setenv("TWILIO_FROM_NUMBER", "MyBrand")
+
+    assert signed_post("sms_url", fixture("incoming_sms")).status_code == 200
