@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status", default="completed", help="CallStatus of a status callback")
     parser.add_argument("--sid", help="with 'call': the call to replay (default: the last one)")
     parser.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE", help="add or override a parameter"
+        "--param", action="append", type=_param, default=[], metavar="NAME=VALUE", help="add or override a parameter"
     )
     args = parser.parse_args(argv)
 
@@ -140,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if response.ok else 1
 
 
+def _param(text: str) -> tuple[str, str]:
+    name, separator, value = text.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    return name, value
+
+
 def _send(args: argparse.Namespace, account_sid: str, auth_token: str) -> requests.Response:
     if args.function == "call":
         return replay_call(args.base_url, account_sid, auth_token, args.sid)
@@ -149,7 +156,7 @@ def _send(args: argparse.Namespace, account_sid: str, auth_token: str) -> reques
         "sms": lambda: sms_params(account_sid, args.body),
         "status": lambda: status_params(account_sid, args.status),
     }[kind]()
-    params.update(dict(p.split("=", 1) for p in args.param))
+    params.update(dict(args.param))
     return send_signed(f"{args.base_url}/api/{args.function}", params, auth_token, args.method)
 
 

@@ -14,6 +14,7 @@ import requests
 
 import function_app
 from devtools.host import LocalHost, load_local_settings
+from devtools.invoke import main as invoke_main
 from devtools.invoke import send_signed, sms_params, status_params, voice_params
 from devtools.standins import TwilioStandIn
 from tests.servers import serving
@@ -139,3 +140,12 @@ def test_real_twilio_mode_needs_real_credentials() -> None:
 
     assert result.returncode == 2
     assert "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL" in result.stderr
+
+
+def test_the_invoker_cli_adds_parameters_and_prints_the_twiml(host: str, capsys: pytest.CaptureFixture[str]) -> None:
+    exit_code = invoke_main(["voice_url", "--base-url", host, "--method", "GET", "--param", "message=Ahoy"])
+
+    assert exit_code == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "HTTP 200 text/xml; charset=utf-8"
+    assert printed[1].endswith("<Response><Say>Ahoy</Say></Response>")
