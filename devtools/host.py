@@ -50,7 +50,7 @@ class LocalHost:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
         try:
-            endpoint, args = self.url_map.bind_to_environ(environ).match()
+            endpoint, _ = self.url_map.bind_to_environ(environ).match()
         except NotFound:
             response = _error(404, "not_found", f"No function answers {request.path}.", "url")
         except MethodNotAllowed as error:
@@ -58,7 +58,7 @@ class LocalHost:
             response = _error(405, "method_not_allowed", f"{request.path} answers {allowed} only.", "method")
             response.headers["Allow"] = allowed
         else:
-            response = invoke(endpoint, request, {k: str(v) for k, v in args.items()})
+            response = invoke(endpoint, request)
         return response(environ, start_response)
 
     def banner(self, base_url: str) -> str:
@@ -68,13 +68,12 @@ class LocalHost:
         return "\n".join(lines)
 
 
-def invoke(function: HttpFunction, request: Request, route_params: dict[str, str]) -> Response:
+def invoke(function: HttpFunction, request: Request) -> Response:
     req = func.HttpRequest(
         method=request.method,
         url=_url_as_sent(request),
         headers=dict(request.headers.items()),
         params=dict(request.args.items()),
-        route_params=route_params,
         body=request.get_data(),
     )
     try:
