@@ -3,11 +3,17 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SANDBOX := devtools/twilio-sandbox
+# checkov pins its own dependencies (an old pycep-parser among them), so it gets a virtual environment of its own.
+INFRA_VENV := .venv-infra
 
-.PHONY: test run bench lint setup clean
+.PHONY: test run bench lint check-infra setup clean
 
 test: setup
 	$(PY) -m pytest
+
+# The deployment checks alone (part of `make test`): Bicep parsed and scanned, requirements resolved per Python, package contents.
+check-infra: setup
+	$(PY) -m pytest tests/test_infra.py tests/test_requirements.py tests/test_funcignore.py
 
 run: setup
 	$(PY) -m devtools.host
@@ -20,11 +26,16 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-setup: $(VENV)/.installed $(SANDBOX)/node_modules/.installed
+setup: $(VENV)/.installed $(SANDBOX)/node_modules/.installed $(INFRA_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(INFRA_VENV)/.installed: requirements-infra.txt
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
 	touch $@
 
 # Prism and Twilio's OpenAPI spec, pinned by the committed lock file; never committed themselves.
@@ -33,4 +44,4 @@ $(SANDBOX)/node_modules/.installed: $(SANDBOX)/package.json $(SANDBOX)/package-l
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(SANDBOX)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(INFRA_VENV) $(SANDBOX)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,170 @@
+// The Flex Consumption plan and the Python function app. The app reaches its storage, Key Vault and
+// Application Insights with the user-assigned identity alone: no connection string carries a key.
+param planName string
+param name string
+param location string
+param tags object
+param identityId string
+param identityClientId string
+param pythonVersion string
+param instanceMemoryMB int
+param maximumInstanceCount int
+param alwaysReadyInstanceCount int
+param deploymentContainerUrl string
+param blobServiceUri string
+param queueServiceUri string
+param tableServiceUri string
+param applicationInsightsConnectionString string
+param keyVaultUrl string
+param twilioFromNumber string
+param allowedDestinations string
+param publicBaseUrl string
+
+// FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION stay out: Flex Consumption takes the
+// runtime from functionAppConfig and refuses both settings.
+var appSettings = [
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AzureWebJobsStorage__clientId'
+    value: identityClientId
+  }
+  {
+    name: 'AzureWebJobsStorage__blobServiceUri'
+    value: blobServiceUri
+  }
+  {
+    name: 'AzureWebJobsStorage__queueServiceUri'
+    value: queueServiceUri
+  }
+  {
+    name: 'AzureWebJobsStorage__tableServiceUri'
+    value: tableServiceUri
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: applicationInsightsConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'ClientId=${identityClientId};Authorization=AAD'
+  }
+  {
+    name: 'KEY_VAULT_URL'
+    value: keyVaultUrl
+  }
+  {
+    // DefaultAzureCredential picks a user-assigned identity only when told its client ID.
+    name: 'AZURE_CLIENT_ID'
+    value: identityClientId
+  }
+  {
+    // Keeps DefaultAzureCredential from probing developer credentials in Azure.
+    name: 'AZURE_TOKEN_CREDENTIALS'
+    value: 'prod'
+  }
+  {
+    name: 'TWILIO_FROM_NUMBER'
+    value: twilioFromNumber
+  }
+  {
+    name: 'ALLOWED_DESTINATIONS'
+    value: allowedDestinations
+  }
+]
+var publicBaseUrlSetting = empty(publicBaseUrl) ? [] : [{ name: 'PUBLIC_BASE_URL', value: publicBaseUrl }]
+
+resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
+  // checkov:skip=CKV_AZURE_225:Zone redundancy is offered in only some Flex Consumption regions; a single-zone plan deploys everywhere.
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-11-01' = {
+  // checkov:skip=CKV_AZURE_17:Twilio presents no client certificate; webhooks are checked by Twilio signature, make_call and send_sms by function key.
+  // checkov:skip=CKV_AZURE_212:Flex Consumption scales per function on demand; there is no worker count to set.
+  // checkov:skip=CKV_AZURE_213:Flex Consumption does not support the platform health check.
+  // checkov:skip=CKV_AZURE_222:Twilio must reach the webhooks over the internet; they are checked by signature.
+  name: name
+  location: location
+  // azd deploys the service named 'api' in azure.yaml to the app carrying this tag.
+  tags: union(tags, { 'azd-service-name': 'api' })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    clientCertEnabled: false
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        // Parenthesized: checkov's parser reads `a > 0 ? x : y` as `a > (0 ? x : y)`.
+        alwaysReady: (alwaysReadyInstanceCount > 0) ? [{ name: 'http', instanceCount: alwaysReadyInstanceCount }] : []
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+      runtime: {
+        name: 'python'
+        version: pythonVersion
+      }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      cors: {
+        // The portal's Code + Test calls the functions from the browser.
+        allowedOrigins: [
+          'https://portal.azure.com'
+        ]
+      }
+      appSettings: concat(appSettings, publicBaseUrlSetting)
+    }
+  }
+}
+
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+output name string = functionApp.name
+output url string = 'https://${functionApp.properties.defaultHostName}'
