@@ -7,6 +7,7 @@ Tests and the benchmark point the app at these over real HTTP(S); nothing in the
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import secrets
@@ -190,21 +191,53 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class TwilioStandIn(StandIn):
-    """Twilio's REST API for calls and messages: basic auth checked, Twilio's error bodies."""
+    """Twilio's REST API for calls, messages and phone numbers: basic auth checked, Twilio's error bodies."""
 
     CREATE = re.compile(r"^/2010-04-01/Accounts/(AC\w+)/(Calls|Messages)\.json$")
+    NUMBERS = re.compile(r"^/2010-04-01/Accounts/(AC\w+)/IncomingPhoneNumbers(?:/(PN\w+))?\.json$")
 
     def __init__(self, account_sid: str, auth_token: str, delay: float = 0.0) -> None:
         super().__init__(delay=delay)
         self.account_sid = account_sid
         self.auth_token = auth_token
+        self.numbers: dict[str, dict[str, Any]] = {}  # the account's IncomingPhoneNumbers, by SID
 
     def creations(self) -> list[Received]:
         return [r for r in self.received if r.method == "POST" and self.CREATE.match(r.path)]
 
+    def add_number(self, phone_number: str, **fields: str | None) -> dict[str, Any]:
+        """Put a phone number on the account, with Twilio's defaults for a number nobody configured."""
+        sid = "PN" + secrets.token_hex(16)
+        number: dict[str, Any] = {
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "phone_number": phone_number,
+            "friendly_name": phone_number,
+            "api_version": "2010-04-01",
+            "voice_url": None,
+            "voice_method": "POST",
+            "sms_url": "",
+            "sms_method": "POST",
+            "status_callback": "",
+            "status_callback_method": "POST",
+            "voice_application_sid": "",
+            "sms_application_sid": "",
+            "trunk_sid": None,
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/IncomingPhoneNumbers/{sid}.json",
+            **fields,
+        }
+        self.numbers[sid] = number
+        return number
+
+    def number_updates(self) -> list[Received]:
+        return [r for r in self.received if r.method == "POST" and self.NUMBERS.match(r.path)]
+
     def answer(self, request: Received) -> tuple[int, dict[str, Any], dict[str, str]]:
         if request.basic_auth() != (self.account_sid, self.auth_token):
             return 401, twilio_error(20003, "Authenticate", 401), {}
+        numbers = self.NUMBERS.match(request.path)
+        if numbers is not None and numbers[1] == self.account_sid:
+            return self._numbers(request, numbers[2])
         match = self.CREATE.match(request.path)
         if request.method != "POST" or match is None or match[1] != self.account_sid:
             return 404, twilio_error(20404, f"The requested resource {request.path} was not found", 404), {}
@@ -218,6 +251,36 @@ class TwilioStandIn(StandIn):
             "api_version": "2010-04-01",
         }
         return 201, resource, {}
+
+    def _numbers(self, request: Received, sid: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if sid is None and request.method == "GET":
+            return 200, self._number_page(request), {}
+        if sid in self.numbers and request.method == "POST":
+            number = self.numbers[sid]
+            for name, values in request.form.items():
+                field_name = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()  # VoiceUrl: voice_url
+                if field_name in number:
+                    number[field_name] = values[0]
+            return 200, number, {}
+        return 404, twilio_error(20404, f"The requested resource {request.path} was not found", 404), {}
+
+    def _number_page(self, request: Received) -> dict[str, Any]:
+        """One page of the list; PhoneNumber matches partially, with * for any digit, as Twilio's does."""
+        wanted = request.query.get("PhoneNumber", [""])[0]
+        pattern = re.compile(re.escape(wanted).replace(r"\*", r"\d"))
+        found = [n for n in self.numbers.values() if pattern.search(n["phone_number"])]
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/IncomingPhoneNumbers.json"
+        return {
+            "incoming_phone_numbers": found,
+            "page": 0,
+            "page_size": 50,
+            "start": 0,
+            "end": max(len(found) - 1, 0),
+            "first_page_uri": uri,
+            "next_page_uri": None,
+            "previous_page_uri": None,
+            "uri": uri,
+        }
 
 
 def twilio_error(code: int, message: str, status: int) -> dict[str, Any]:
@@ -264,6 +327,8 @@ class KeyVaultStandIn(StandIn):
         self.secrets = dict(secrets_)
         self.fetches: Counter[str] = Counter()
         self.identity = IdentityStandIn()
+        # When set, each secret read waits here for the others: it breaks if they come one after another.
+        self.together: threading.Barrier | None = None
 
     def start(self) -> Self:
         self.identity.start()
@@ -294,6 +359,9 @@ class KeyVaultStandIn(StandIn):
             return 404, {"error": missing}, {}
         name = match[1]
         self.fetches[name] += 1
+        if self.together is not None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.together.wait()
         version = match[2] or "0123456789abcdef0123456789abcdef"
         secret = {
             "value": self.secrets[name],

@@ -1,0 +1,217 @@
+"""Point a Twilio number's voice and SMS webhooks at the deployed app.
+
+python -m devtools.wire_twilio --number +15017122661 --base-url https://myapp.azurewebsites.net [--dry-run]
+
+It reads the Twilio credentials where the app reads them (TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN,
+or the Key Vault secrets under KEY_VAULT_URL) and honours TWILIO_API_BASE_URL, so the settings that
+run the app also wire its number. The number's status callback is left alone: call_status serves
+only the calls make_call places, and those name it themselves.
+
+Exit status: 0 wired (or already), 1 the number or Twilio or the credentials failed, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+from shared import phone_numbers
+from shared.errors import ApiError
+from shared.settings import ROUTE_PREFIX, get_settings
+
+if TYPE_CHECKING:
+    from twilio.rest import Client
+
+NAME = "wire_twilio"
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
+# Twilio ignores the number's own webhook while one of these routes its calls or texts elsewhere.
+OVERRIDES = {"voice_application_sid": "voice_url", "trunk_sid": "voice_url", "sms_application_sid": "sms_url"}
+KEY_VAULT_HINT = "Run from your machine, the vault is read with your Azure sign-in (az login or azd auth login)."
+
+
+@dataclass(frozen=True)
+class Change:
+    """One of the number's webhook fields: what Twilio has, and what the app needs."""
+
+    field: str
+    old: str | None
+    new: str
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+    def __str__(self) -> str:
+        if not self.changed:
+            return f"{self.field:<13} unchanged ({self.new})"
+        return f"{self.field:<13} {_shown(self.old)} → {self.new}"
+
+
+def webhooks(base_url: str) -> dict[str, str]:
+    """The number's fields that send its calls and texts to the app's voice_url and sms_url."""
+    return {
+        "voice_url": f"{base_url}/{ROUTE_PREFIX}/voice_url",
+        "voice_method": "POST",
+        "sms_url": f"{base_url}/{ROUTE_PREFIX}/sms_url",
+        "sms_method": "POST",
+    }
+
+
+def wire(number: str, base_url: str, *, dry_run: bool) -> int:
+    """Find the number, print each field old → new, and update only when something changes."""
+    from shared.twilio_client import call_twilio
+
+    api_base_url = get_settings().twilio_api_base_url
+    if api_base_url:
+        print(f"Twilio API: {api_base_url} (TWILIO_API_BASE_URL)")
+    found = call_twilio(lambda client: _find(client, number), outcome=f"whether {number} is on the account")
+    if found is None:
+        _to_stderr(
+            f"{number} is not a phone number of this Twilio account: buy or port it first,"
+            " or use the credentials of the (sub)account that owns it."
+        )
+        return EXIT_FAILED
+    changes = [Change(name, getattr(found, name), value) for name, value in webhooks(base_url).items()]
+    print(f"{number} ({found.sid}):")
+    for change in changes:
+        print(f"  {change}")
+    _warn_of_overrides(found)
+    if not any(change.changed for change in changes):
+        print("Already wired; no update sent.")
+    elif dry_run:
+        print("Dry run; no update sent.")
+    else:
+        wanted = {change.field: change.new for change in changes}
+        call_twilio(
+            lambda client: client.incoming_phone_numbers(found.sid).update(**wanted),
+            outcome=f"whether the webhooks of {number} changed",
+        )
+        print("Updated.")
+    return 0
+
+
+def _find(client: Client, number: str) -> Any:
+    """Twilio matches PhoneNumber partially (and * as any digit), so only an exact match is the number."""
+    from twilio.base.exceptions import TwilioException
+    from twilio.base.version import Version
+    from twilio.http.response import Response
+
+    try:
+        candidates = client.incoming_phone_numbers.list(phone_number=number)
+    except TwilioException as error:
+        # A page Twilio refused comes as a bare TwilioException holding the answer; raised as twilio
+        # raises any other refused request, its status and Twilio's error code reach the caller.
+        answer = error.args[1] if len(error.args) > 1 else None
+        if not isinstance(answer, Response):
+            raise
+        raise Version.exception("GET", "IncomingPhoneNumbers.json", answer, "Unable to fetch page") from None
+    return next((candidate for candidate in candidates if candidate.phone_number == number), None)
+
+
+def _warn_of_overrides(number: Any) -> None:
+    for attribute, ignored in OVERRIDES.items():
+        value = getattr(number, attribute)
+        if value:
+            _to_stderr(f"warning: Twilio ignores {ignored} while the number's {attribute} is {value}; clear it.")
+
+
+def _shown(url: str | None) -> str:
+    """A webhook URL as printed: a password in it stays out of the output."""
+    if not url:
+        return "(none)"
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def phone_number(text: str) -> str:
+    try:
+        return phone_numbers.normalize(text, "--number")
+    except ApiError:
+        raise argparse.ArgumentTypeError("must be an E.164 number such as +14155550100") from None
+
+
+def base_url(text: str) -> str:
+    """The app's address: https (http only for a local host), no query, fragment or credentials."""
+    url = text.strip()
+    parts = urlsplit(url)
+    try:
+        _ = parts.port  # a port that is not a number in range raises
+    except ValueError:
+        raise argparse.ArgumentTypeError("has a malformed port") from None
+    if parts.scheme not in {"https", "http"} or not parts.hostname or any(c.isspace() for c in url):
+        raise argparse.ArgumentTypeError("must be an absolute https URL such as https://myapp.azurewebsites.net")
+    if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+        raise argparse.ArgumentTypeError("must be https (http only for localhost or 127.0.0.1)")
+    if "?" in url or "#" in url:
+        raise argparse.ArgumentTypeError("must not carry a query or fragment")
+    if parts.username is not None:
+        raise argparse.ArgumentTypeError("must not carry credentials")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line, not the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{NAME}: {message} (see --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m devtools.wire_twilio",
+        description="Point a Twilio number's voice and SMS webhooks at the app's voice_url and sms_url.",
+    )
+    parser.add_argument("--number", required=True, type=phone_number, help="the Twilio number, E.164")
+    parser.add_argument(
+        "--base-url", required=True, type=base_url, help="the app's address, such as https://myapp.azurewebsites.net"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print what would change; send no update")
+    return parser
+
+
+def _explain(error: ApiError) -> str:
+    """The app's message, with where to look when the command runs on a developer's machine."""
+    if error.code == "credentials_unavailable" and get_settings().key_vault_url:
+        return f"{error.message} {KEY_VAULT_HINT}"
+    if error.code == "twilio_auth_failed":
+        return f"{error.message} Check the account SID and auth token ({_credential_source()})."
+    return error.message
+
+
+def _credential_source() -> str:
+    settings = get_settings()
+    if settings.key_vault_url:
+        return f"secrets {settings.account_sid_secret} and {settings.auth_token_secret} in {settings.key_vault_url}"
+    return "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+
+
+def _to_stderr(message: str) -> None:
+    print(f"{NAME}: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command; failures are one line on stderr, never a traceback or a secret."""
+    args = _parser().parse_args(argv)
+    try:
+        return wire(args.number, args.base_url, dry_run=args.dry_run)
+    except ApiError as error:
+        _to_stderr(_explain(error))
+    except Exception as error:  # such as an answer that is not Twilio's JSON, from a wrong TWILIO_API_BASE_URL
+        api = get_settings().twilio_api_base_url or "https://api.twilio.com"
+        _to_stderr(f"unexpected {type(error).__name__} while talking to the Twilio API at {api}.")
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    # Each outcome is printed as one line; the libraries' log records would only repeat it at length.
+    logging.disable(logging.CRITICAL)
+    sys.exit(main())

@@ -1,0 +1,567 @@
+"""Wiring a Twilio number to the app: the CLI and the azd postdeploy hook.
+
+Prism checks every request against Twilio's own OpenAPI description; it answers from static
+examples, so what depends on the account (which numbers it has, what they are set to) is
+checked against the stateful Twilio stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.wrappers import Response
+
+from devtools.process_state import app_environ
+from devtools.sandbox import SPEC, Prism, SandboxGateway
+from devtools.standins import Fault, KeyVaultStandIn, TwilioStandIn, twilio_error
+from devtools.wire_twilio import main
+from tests.servers import free_port, serving
+from tests.support import ACCOUNT_SID, AUTH_TOKEN
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOK = ROOT / "infra/hooks/postdeploy.sh"
+APP = "https://myapp.azurewebsites.net"
+NUMBER = "+15017122661"
+CREDENTIALS = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+WIRED = {
+    "VoiceUrl": [f"{APP}/api/voice_url"],
+    "VoiceMethod": ["POST"],
+    "SmsUrl": [f"{APP}/api/sms_url"],
+    "SmsMethod": ["POST"],
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int | str | None
+    out: str
+    err: str
+
+
+def wire(capsys: pytest.CaptureFixture[str], *args: str) -> Outcome:
+    """The CLI in-process; argparse's exits count as exit codes."""
+    try:
+        code: int | str | None = main(list(args))
+    except SystemExit as exited:
+        code = exited.code
+    out, err = capsys.readouterr()
+    return Outcome(code, out, err)
+
+
+def example_number() -> str:
+    """The number in the spec's example answer to the list, which is all Prism knows."""
+    spec = json.loads(SPEC.read_text(encoding="utf-8"))
+    listing = spec["paths"]["/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json"]["get"]
+    example = listing["responses"]["200"]["content"]["application/json"]["examples"]["readFull"]["value"]
+    number: str = example["incoming_phone_numbers"][0]["phone_number"]
+    return number
+
+
+@pytest.fixture(scope="module")
+def prism() -> Iterator[Prism]:
+    server = Prism(port=free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(prism: Prism, env: pytest.MonkeyPatch) -> Iterator[SandboxGateway]:
+    """Prism behind the sandbox gateway, which counts the requests it forwards."""
+    gateway = SandboxGateway(prism.url)
+    with serving(gateway) as url:
+        env.setenv("TWILIO_API_BASE_URL", f"{url}/twilio")
+        env.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+        env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        yield gateway
+
+
+@pytest.fixture
+def number(twilio: TwilioStandIn) -> dict[str, Any]:
+    return twilio.add_number(NUMBER)
+
+
+# Twilio's contract, checked by Prism.
+
+
+def test_prism_accepts_the_lookup_and_the_update(sandbox: SandboxGateway, capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = wire(capsys, "--number", example_number(), "--base-url", APP)
+
+    assert (outcome.code, outcome.err) == (0, "")
+    assert outcome.out.endswith("Updated.\n")
+    assert sandbox.forwarded == 2
+
+
+def test_prism_refuses_an_account_sid_twilio_would_refuse(
+    sandbox: SandboxGateway, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("TWILIO_ACCOUNT_SID", "AC-not-an-account-sid")
+    outcome = wire(capsys, "--number", example_number(), "--base-url", APP)
+
+    assert outcome.code == 1
+    assert outcome.err.startswith("wire_twilio: Twilio refused the request")
+    assert outcome.err.count("\n") == 1
+
+
+def test_the_cli_wires_a_number_as_a_subprocess(sandbox: SandboxGateway) -> None:
+    environ = app_environ({"TWILIO_API_BASE_URL": os.environ["TWILIO_API_BASE_URL"], **CREDENTIALS})
+    done = subprocess.run(
+        [sys.executable, "-m", "devtools.wire_twilio", "--number", example_number(), "--base-url", APP],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (done.returncode, done.stderr) == (0, "")
+    assert f"voice_url     (none) → {APP}/api/voice_url" in done.stdout
+    assert sandbox.forwarded == 2
+
+
+# What the tool asks of the account, checked against the stateful stand-in.
+
+
+def test_wire_twilio_looks_the_number_up_by_phone_number(
+    twilio: TwilioStandIn, number: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    lookup = twilio.received[0]
+    assert (lookup.method, lookup.path) == ("GET", f"/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers.json")
+    assert lookup.query["PhoneNumber"] == [NUMBER]
+
+
+def test_wire_twilio_points_voice_and_sms_at_the_app_with_post(
+    twilio: TwilioStandIn, number: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 0
+    (update,) = twilio.number_updates()
+    assert update.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers/{number['sid']}.json"
+    assert update.form == WIRED
+
+
+def test_wire_twilio_leaves_the_status_callback_alone(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    number = twilio.add_number(NUMBER, status_callback="https://example.com/status", status_callback_method="GET")
+    wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert (number["status_callback"], number["status_callback_method"]) == ("https://example.com/status", "GET")
+
+
+def test_wire_twilio_prints_each_field_old_and_new(twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str]) -> None:
+    twilio.add_number(NUMBER, voice_url="https://old.example.com/voice", voice_method="GET")
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.out.splitlines()[2:] == [
+        f"  voice_url     https://old.example.com/voice → {APP}/api/voice_url",
+        "  voice_method  GET → POST",
+        f"  sms_url       (none) → {APP}/api/sms_url",
+        "  sms_method    unchanged (POST)",
+        "Updated.",
+    ]
+
+
+def test_wire_twilio_dry_run_sends_no_update(
+    twilio: TwilioStandIn, number: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP, "--dry-run")
+
+    assert outcome.code == 0
+    assert f"voice_url     (none) → {APP}/api/voice_url" in outcome.out
+    assert outcome.out.endswith("Dry run; no update sent.\n")
+    assert twilio.number_updates() == []
+    assert number["voice_url"] is None
+
+
+def test_wire_twilio_sends_no_update_when_already_wired(
+    twilio: TwilioStandIn, number: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wire(capsys, "--number", NUMBER, "--base-url", APP)
+    again = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert again.code == 0
+    assert again.out.endswith("Already wired; no update sent.\n")
+    assert len(twilio.number_updates()) == 1
+
+
+def test_wire_twilio_refuses_number_not_on_account(twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str]) -> None:
+    twilio.add_number("+14155550100")
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 1
+    assert outcome.err == (
+        f"wire_twilio: {NUMBER} is not a phone number of this Twilio account: buy or port it first,"
+        " or use the credentials of the (sub)account that owns it.\n"
+    )
+    assert twilio.number_updates() == []
+
+
+def test_wire_twilio_refuses_a_number_twilio_only_partly_matches(
+    twilio: TwilioStandIn, number: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    outcome = wire(capsys, "--number", NUMBER[:-1], "--base-url", APP)
+
+    assert outcome.code == 1
+    assert "is not a phone number of this Twilio account" in outcome.err
+    assert twilio.number_updates() == []
+
+
+@pytest.mark.parametrize(
+    ("given", "base"),
+    [
+        (f"{APP}/", APP),
+        (f" {APP}//", APP),
+        ("https://example.com/prefix/", "https://example.com/prefix"),
+        ("http://127.0.0.1:7071", "http://127.0.0.1:7071"),
+        ("http://localhost:7071/", "http://localhost:7071"),
+    ],
+)
+def test_wire_twilio_builds_the_webhooks_on_the_base_url(
+    twilio: TwilioStandIn, number: dict[str, Any], capsys: pytest.CaptureFixture[str], given: str, base: str
+) -> None:
+    wire(capsys, "--number", NUMBER, "--base-url", given)
+
+    (update,) = twilio.number_updates()
+    assert (update.field("VoiceUrl"), update.field("SmsUrl")) == (f"{base}/api/voice_url", f"{base}/api/sms_url")
+
+
+@pytest.mark.parametrize("given", ["15017122661", "+1 (501) CALL-NOW", "+0123456", ""])
+def test_wire_twilio_rejects_a_number_that_is_not_e164(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    outcome = wire(capsys, "--number", given, "--base-url", APP)
+
+    assert outcome.code == 2
+    assert outcome.err == (
+        "wire_twilio: argument --number: must be an E.164 number such as +14155550100 (see --help)\n"
+    )
+    assert twilio.received == []
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ("myapp.azurewebsites.net", "must be an absolute https URL"),
+        ("ftp://myapp.azurewebsites.net", "must be an absolute https URL"),
+        ("https://", "must be an absolute https URL"),
+        ("https://my app.azurewebsites.net", "must be an absolute https URL"),
+        ("http://myapp.azurewebsites.net", "must be https (http only for localhost or 127.0.0.1)"),
+        (f"{APP}/?code=abc", "must not carry a query or fragment"),
+        (f"{APP}#top", "must not carry a query or fragment"),
+        ("https://user:hunter2@myapp.azurewebsites.net", "must not carry credentials"),
+        ("https://myapp.azurewebsites.net:https", "has a malformed port"),
+    ],
+)
+def test_wire_twilio_rejects_a_base_url_that_is_not_an_absolute_https_url(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str, reason: str
+) -> None:
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", given)
+
+    assert outcome.code == 2
+    assert outcome.err.startswith(f"wire_twilio: argument --base-url: {reason}")
+    assert outcome.err.count("\n") == 1
+    assert "hunter2" not in outcome.err
+    assert twilio.received == []
+
+
+def test_wire_twilio_hides_a_password_in_an_old_webhook_url(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    twilio.add_number(NUMBER, voice_url="https://twilio:hunter2@old.example.com/voice")
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert f"voice_url     https://twilio:***@old.example.com/voice → {APP}/api/voice_url" in outcome.out
+    assert "hunter2" not in outcome.out + outcome.err
+
+
+@pytest.mark.parametrize(
+    ("override", "ignored"),
+    [("voice_application_sid", "voice_url"), ("trunk_sid", "voice_url"), ("sms_application_sid", "sms_url")],
+)
+def test_wire_twilio_warns_when_something_else_takes_the_number_calls_or_texts(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], override: str, ignored: str
+) -> None:
+    twilio.add_number(NUMBER, **{override: "AP" + "1" * 32})
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 0
+    assert outcome.err == (
+        f"wire_twilio: warning: Twilio ignores {ignored} while the number's {override} is AP{'1' * 32}; clear it.\n"
+    )
+
+
+# Failures: one line on stderr, exit 1, no traceback.
+
+
+def test_wire_twilio_explains_a_rejected_token(
+    twilio: TwilioStandIn, number: dict[str, Any], env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("TWILIO_AUTH_TOKEN", "a-rotated-token")
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 1
+    assert outcome.err == (
+        "wire_twilio: Twilio rejected the account credentials."
+        " Check the account SID and auth token (TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN).\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (Fault(404, twilio_error(20404, "The requested resource was not found", 404)), "Twilio refused the request"),
+        (Fault(500), "Twilio answered 500"),
+        (Fault(503), "Twilio answered 503"),
+        (Fault(drop=True), "The connection to Twilio failed"),
+    ],
+)
+def test_wire_twilio_explains_a_failed_lookup(
+    twilio: TwilioStandIn, number: dict[str, Any], capsys: pytest.CaptureFixture[str], fault: Fault, message: str
+) -> None:
+    twilio.fail_next(fault)
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 1
+    assert outcome.err.startswith(f"wire_twilio: {message}")
+    assert outcome.err.count("\n") == 1
+    assert twilio.number_updates() == []
+
+
+def test_wire_twilio_says_a_failed_update_may_have_happened(
+    twilio: TwilioStandIn, number: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    twilio.fail_next(Fault(), Fault(502))
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 1
+    assert outcome.err == (
+        f"wire_twilio: Twilio answered 502; whether the webhooks of {NUMBER} changed is unknown,"
+        " check before retrying.\n"
+    )
+
+
+def test_wire_twilio_explains_an_unreachable_twilio(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("TWILIO_API_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 1
+    assert outcome.err == "wire_twilio: Twilio could not be reached; nothing was sent.\n"
+
+
+def test_wire_twilio_explains_an_answer_that_is_not_twilio(
+    credentials_in_env: None, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serving(Response("<html>Welcome</html>", mimetype="text/html")) as url:
+        env.setenv("TWILIO_API_BASE_URL", url)
+        outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 1
+    assert outcome.err == f"wire_twilio: unexpected JSONDecodeError while talking to the Twilio API at {url}.\n"
+
+
+def test_wire_twilio_says_which_credentials_are_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 1
+    assert outcome.err == (
+        "wire_twilio: Twilio credentials are not configured:"
+        " set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    ["wired", "dry run", "not on the account", "token rejected", "twilio failing", "twilio unreachable"],
+)
+def test_wire_twilio_never_prints_the_credentials(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], scenario: str
+) -> None:
+    twilio.add_number(NUMBER)
+    args = ["--number", NUMBER if scenario != "not on the account" else "+14155550100", "--base-url", APP]
+    if scenario == "dry run":
+        args.append("--dry-run")
+    if scenario == "token rejected":
+        twilio.auth_token = "the-token-twilio-has-now"
+    if scenario == "twilio failing":
+        twilio.fail_next(Fault(), Fault(500, twilio_error(20500, f"Internal error for {ACCOUNT_SID}", 500)))
+    if scenario == "twilio unreachable":
+        env.setenv("TWILIO_API_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    outcome = wire(capsys, *args)
+
+    assert AUTH_TOKEN not in outcome.out + outcome.err
+    assert ACCOUNT_SID not in outcome.out + outcome.err
+
+
+# Credentials from Key Vault, read as the app reads them.
+
+
+def test_wire_twilio_reads_the_credentials_from_key_vault(
+    twilio: TwilioStandIn,
+    number: dict[str, Any],
+    vault: KeyVaultStandIn,
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in CREDENTIALS:
+        env.delenv(name)
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 0
+    assert vault.fetches == {"twilio-account-sid": 1, "twilio-auth-token": 1}
+    assert len(twilio.number_updates()) == 1
+
+
+def test_wire_twilio_reads_the_secrets_the_app_is_told_to_read(
+    twilio: TwilioStandIn,
+    number: dict[str, Any],
+    vault: KeyVaultStandIn,
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    vault.secrets = {"prod-sid": ACCOUNT_SID, "prod-token": AUTH_TOKEN}
+    env.setenv("TWILIO_ACCOUNT_SID_SECRET", "prod-sid")
+    env.setenv("TWILIO_AUTH_TOKEN_SECRET", "prod-token")
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 0
+    assert vault.fetches == {"prod-sid": 1, "prod-token": 1}
+
+
+def test_wire_twilio_says_which_vault_secret_it_could_not_read(
+    twilio: TwilioStandIn, vault: KeyVaultStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    del vault.secrets["twilio-auth-token"]
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 1
+    assert outcome.err == (
+        f"wire_twilio: Key Vault {vault.url} has no secret named 'twilio-auth-token'."
+        " Run from your machine, the vault is read with your Azure sign-in (az login or azd auth login).\n"
+    )
+    assert twilio.received == []
+
+
+def test_wire_twilio_names_the_vault_secrets_when_twilio_rejects_them(
+    twilio: TwilioStandIn, number: dict[str, Any], vault: KeyVaultStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vault.secrets["twilio-auth-token"] = "a-rotated-token"
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 1
+    assert outcome.err == (
+        "wire_twilio: Twilio rejected the account credentials. Check the account SID and auth token"
+        f" (secrets twilio-account-sid and twilio-auth-token in {vault.url}).\n"
+    )
+
+
+# The azd postdeploy hook.
+
+
+def run_hook(environ: Mapping[str, str], hook: Path = HOOK) -> subprocess.CompletedProcess[str]:
+    """The hook as azd runs it: sh, the azd environment's values as variables, from anywhere."""
+    sh = shutil.which("sh")
+    assert sh is not None
+    return subprocess.run(
+        [sh, str(hook)],
+        cwd=hook.parent,
+        env=app_environ(environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+BICEP_OUTPUTS = {
+    "FUNCTION_APP_URL": APP,
+    "VOICE_URL": f"{APP}/api/voice_url",
+    "SMS_URL": f"{APP}/api/sms_url",
+    "CALL_STATUS_URL": f"{APP}/api/call_status",
+    "KEY_VAULT_URL": "https://myvault.vault.azure.net/",
+}
+
+
+def test_postdeploy_without_a_number_prints_the_webhook_urls_and_the_command() -> None:
+    done = run_hook(BICEP_OUTPUTS)
+
+    assert (done.returncode, done.stderr) == (0, "")
+    for name in ("VOICE_URL", "SMS_URL", "CALL_STATUS_URL"):
+        assert BICEP_OUTPUTS[name] in done.stdout
+    assert (
+        "KEY_VAULT_URL=https://myvault.vault.azure.net/ .venv/bin/python -m devtools.wire_twilio"
+        f" --number +1XXXXXXXXXX --base-url {APP}"
+    ) in done.stdout
+
+
+def hook_environ(twilio: TwilioStandIn, **values: str) -> dict[str, str]:
+    """The azd environment of a deployment that wires NUMBER, with the stand-in as Twilio."""
+    return {**BICEP_OUTPUTS, "TWILIO_PHONE_NUMBER": NUMBER, "TWILIO_API_BASE_URL": twilio.url, **values}
+
+
+def test_postdeploy_with_a_number_wires_it_with_the_vault_credentials(
+    twilio: TwilioStandIn, number: dict[str, Any], vault: KeyVaultStandIn
+) -> None:
+    done = run_hook(hook_environ(twilio, **vault.environ()))
+
+    assert done.returncode == 0, done.stderr
+    assert vault.fetches == {"twilio-account-sid": 1, "twilio-auth-token": 1}
+    (update,) = twilio.number_updates()
+    assert update.form == WIRED
+
+
+def test_postdeploy_wires_the_public_base_url_the_webhook_urls_are_built_on(
+    twilio: TwilioStandIn, number: dict[str, Any]
+) -> None:
+    public = "https://voice.example.com"
+    done = run_hook(hook_environ(twilio, VOICE_URL=f"{public}/api/voice_url", KEY_VAULT_URL="", **CREDENTIALS))
+
+    assert done.returncode == 0, done.stderr
+    (update,) = twilio.number_updates()
+    assert (update.field("VoiceUrl"), update.field("SmsUrl")) == (f"{public}/api/voice_url", f"{public}/api/sms_url")
+
+
+def test_postdeploy_fails_when_the_number_cannot_be_wired(twilio: TwilioStandIn) -> None:
+    done = run_hook(hook_environ(twilio, KEY_VAULT_URL="", **CREDENTIALS))
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"wire_twilio: {NUMBER} is not a phone number of this Twilio account: buy or port it first,"
+        " or use the credentials of the (sub)account that owns it.\n"
+    )
+
+
+def test_postdeploy_says_how_to_install_the_requirements_when_python_lacks_them(tmp_path: Path) -> None:
+    hook = tmp_path / "infra/hooks/postdeploy.sh"  # a checkout without .venv
+    hook.parent.mkdir(parents=True)
+    shutil.copy(HOOK, hook)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    python3 = bin_dir / "python3"  # a python3 that imports nothing
+    python3.write_text("#!/bin/sh\nexit 1\n")
+    python3.chmod(0o755)
+    done = run_hook({**BICEP_OUTPUTS, "TWILIO_PHONE_NUMBER": NUMBER, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, hook)
+
+    assert done.returncode == 1
+    assert "pip install -r requirements.txt" in done.stderr
+
+
+def test_postdeploy_needs_the_function_app_url() -> None:
+    done = run_hook({"TWILIO_PHONE_NUMBER": NUMBER})
+
+    assert done.returncode == 1
+    assert "FUNCTION_APP_URL is not set" in done.stderr
