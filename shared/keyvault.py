@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.errors import ApiError
 
 if TYPE_CHECKING:
+    from azure.core.pipeline import PipelineRequest
+    from azure.core.rest import HttpRequest
     from azure.keyvault.secrets import SecretClient
 
 logger = logging.getLogger(__name__)
@@ -21,19 +25,39 @@ TOTAL_TIMEOUT = 8.0
 
 
 def read_secrets(vault_url: str, names: Sequence[str]) -> dict[str, str]:
-    """Read the secrets side by side: a cold start waits for one round trip, not one per secret."""
-    client = _secret_client(vault_url)
+    """Read the secrets side by side once the client holds a token.
+
+    A cold client meets Key Vault's challenge and asks the managed identity for a token first: letting
+    every read do that at once would cost one challenge and one token request per secret.
+    """
+    vault = _vault(vault_url)
+    first, *rest = names
     with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="keyvault") as pool:
-        futures = {name: pool.submit(_read_secret, client, vault_url, name) for name in names}
+        futures = {first: pool.submit(_read_secret, vault.client, vault_url, first)}
+        futures[first].add_done_callback(lambda _: vault.authorized.set())
+        vault.authorized.wait()
+        futures.update({name: pool.submit(_read_secret, vault.client, vault_url, name) for name in rest})
         return {name: future.result() for name, future in futures.items()}
 
 
+@dataclass(frozen=True)
+class _Vault:
+    client: SecretClient
+    authorized: threading.Event  # set once a request has carried a token
+
+
 @functools.cache
-def _secret_client(vault_url: str) -> SecretClient:
+def _vault(vault_url: str) -> _Vault:
     from azure.identity import DefaultAzureCredential
     from azure.keyvault.secrets import SecretClient
 
-    return SecretClient(
+    authorized = threading.Event()
+
+    def on_request(request: PipelineRequest[HttpRequest]) -> None:
+        if "Authorization" in request.http_request.headers:
+            authorized.set()
+
+    client = SecretClient(
         vault_url,
         DefaultAzureCredential(),
         retry_total=4,
@@ -42,7 +66,9 @@ def _secret_client(vault_url: str) -> SecretClient:
         timeout=TOTAL_TIMEOUT,
         connection_timeout=3,
         read_timeout=5,
+        raw_request_hook=on_request,
     )
+    return _Vault(client, authorized)
 
 
 def _read_secret(client: SecretClient, vault_url: str, name: str) -> str:
