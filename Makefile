@@ -15,8 +15,12 @@ test: setup
 check-infra: setup
 	$(PY) -m pytest tests/test_infra.py tests/test_requirements.py tests/test_funcignore.py
 
+# `make run PORT=7072 PRISM_PORT=4011` when the defaults are taken.
+PORT = 7071
+PRISM_PORT = 4010
+
 run: setup
-	$(PY) -m devtools.host
+	$(PY) -m devtools.host --port $(PORT) --prism-port $(PRISM_PORT)
 
 bench: setup
 	$(PY) -m bench

@@ -1,4 +1,5 @@
-"""The HTTP functions of the app, read from the app itself as the Python worker indexes them."""
+"""The HTTP functions of the app, read from the app itself as the Python worker indexes them,
+and the request parameters as the Functions host hands them to the worker."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import azure.functions as func
 from azure.functions.decorators.function_app import Function
@@ -67,3 +69,15 @@ def route_prefix(host_json: Path = ROOT / "host.json") -> str:
     settings = json.loads(host_json.read_text(encoding="utf-8"))
     prefix: str = settings.get("extensions", {}).get("http", {}).get("routePrefix", "api")
     return prefix.strip("/")
+
+
+def query_params(query: str) -> dict[str, str]:
+    """`req.params` as the Functions host builds them: names matched case-insensitively (the
+    first spelling kept), repeated values joined with commas, and empty values dropped."""
+    spellings: dict[str, str] = {}
+    values: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        spelling = spellings.setdefault(name.lower(), name)
+        if value:
+            values.setdefault(spelling, []).append(value)
+    return {name: ",".join(joined) for name, joined in values.items()}

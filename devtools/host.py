@@ -1,65 +1,102 @@
 """A small local host for the function app, doing what `func start` does, on werkzeug.
 
-It indexes `function_app.app` as the Python worker does and serves every HTTP function
-at /<routePrefix>/<route>. Like Core Tools, it does not ask for function keys.
+It indexes `function_app.app` as the Python worker does and serves every HTTP function at
+/<routePrefix>/<route> as the Functions host does in Azure: routes match whatever their case,
+a method the function does not declare is a 404, and the request and the answer cross over
+as they cross between the host and the worker. Like Core Tools, it does not ask for function
+keys. It answers only requests addressed to a loopback name (or a name it is given), so that
+a web page cannot drive it through DNS rebinding.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
+import re
 import signal
+import socket
+import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import azure.functions as func
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from azure.functions.http import HttpResponseConverter
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
+from werkzeug.serving import make_server, select_address_family
 from werkzeug.wrappers import Request, Response
 
-from devtools.functions import ROOT, HttpFunction, http_functions, route_prefix
-from devtools.sandbox import (
-    SANDBOX_ACCOUNT_SID,
-    SANDBOX_AUTH_TOKEN,
-    Prism,
-    SandboxGateway,
-    has_credentials,
-    use_sandbox_credentials,
-)
+from devtools.functions import ROOT, HttpFunction, http_functions, query_params, route_prefix
+from devtools.sandbox import Prism, SandboxGateway, has_credentials, use_sandbox_credentials
+from shared.errors import ApiError
+from shared.responses import error_response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 logger = logging.getLogger(__name__)
 
 SANDBOX_ROUTE = "/_sandbox"
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# A Host header: a name or a bracketed IPv6 address, then an optional port.
+_HOST_HEADER = re.compile(r"(?P<name>\[[^\]]*\]|[^:\[\]]*)(?::\d*)?")
 
 
 class LocalHost:
-    """The WSGI application: HTTP in, `func.HttpRequest` to the handler, `func.HttpResponse` back out."""
+    """The WSGI application: HTTP in, `func.HttpRequest` to the handler, `func.HttpResponse` back out.
 
-    def __init__(self, app: func.FunctionApp, prefix: str) -> None:
+    `mounts` serve other WSGI applications under a path (the Twilio sandbox), behind the same
+    Host check. With `app_service_frontend`, the URL the app sees is rebuilt from the headers
+    App Service's front-end adds, as the host does there.
+    """
+
+    def __init__(
+        self,
+        app: func.FunctionApp,
+        prefix: str,
+        *,
+        mounts: Mapping[str, WSGIApplication] | None = None,
+        allowed_hosts: Iterable[str] = (),
+        app_service_frontend: bool = False,
+    ) -> None:
         self.prefix = prefix
         self.functions = http_functions(app)
-        rules = [Rule(f.path(prefix), methods=list(f.methods), endpoint=f) for f in self.functions]
-        self.url_map = Map(rules, strict_slashes=False)
+        self.routes: dict[str, list[HttpFunction]] = {}
+        for function in self.functions:
+            self.routes.setdefault(_route_key(function.path(prefix)), []).append(function)
+        self.allowed_hosts = LOOPBACK_NAMES | {name.strip("[]").lower() for name in allowed_hosts}
+        self.app_service_frontend = app_service_frontend
+        self._dispatch = DispatcherMiddleware(self._serve, dict(mounts or {}))
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        request = Request(environ)
-        try:
-            endpoint, _ = self.url_map.bind_to_environ(environ).match()
-        except NotFound:
-            response = _error(404, "not_found", f"No function answers {request.path}.", "url")
-        except MethodNotAllowed as error:
-            allowed = ", ".join(error.valid_methods or ())
-            response = _error(405, "method_not_allowed", f"{request.path} answers {allowed} only.", "method")
-            response.headers["Allow"] = allowed
-        else:
-            response = invoke(endpoint, request)
-        return response(environ, start_response)
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        host = environ.get("HTTP_HOST", "")
+        if _host_name(host) not in self.allowed_hosts:
+            names = ", ".join(sorted(f"[{name}]" if ":" in name else name for name in self.allowed_hosts))
+            message = (
+                f"This host answers only requests addressed to {names}, not to {host!r}."
+                " Behind a tunnel, set PUBLIC_BASE_URL to the tunnel's URL."
+            )
+            return _answer(ApiError(421, "misdirected_request", message, target="Host"))(environ, start_response)
+        return self._dispatch(environ, start_response)
+
+    def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return self._respond(Request(environ))(environ, start_response)
+
+    def _respond(self, request: Request) -> Response:
+        routed = self.routes.get(_route_key(request.path), [])
+        function = next((f for f in routed if request.method in f.methods), None)
+        if function is not None:
+            return invoke(function, request, app_service_frontend=self.app_service_frontend)
+        if not routed:
+            return _answer(ApiError(404, "not_found", f"No function answers {request.path}.", target="url"))
+        methods = ", ".join(dict.fromkeys(m for f in routed for m in f.methods))
+        message = f"{request.path} answers {methods} only, not {request.method}."
+        return _answer(ApiError(404, "not_found", message, target="method"))
 
     def banner(self, base_url: str) -> str:
         lines = ["Functions:", ""]
@@ -68,35 +105,57 @@ class LocalHost:
         return "\n".join(lines)
 
 
-def invoke(function: HttpFunction, request: Request) -> Response:
-    req = func.HttpRequest(
-        method=request.method,
-        url=_url_as_sent(request),
-        headers=dict(request.headers.items()),
-        params=dict(request.args.items()),
-        body=request.get_data(),
-    )
+def invoke(function: HttpFunction, request: Request, *, app_service_frontend: bool = False) -> Response:
+    req = worker_request(request, app_service_frontend=app_service_frontend)
     try:
         result = function.handler(req)
     except Exception:
         logger.exception("Executed 'Functions.%s' (Failed)", function.name)
         return Response(status=500)
-    headers = dict(result.headers.items())
-    content_type = headers.pop("Content-Type", None) or f"{result.mimetype}; charset={result.charset}"
-    return Response(result.get_body(), status=result.status_code, headers=headers, content_type=content_type)
+    return _to_wsgi(result)
 
 
-def _url_as_sent(request: Request) -> str:
-    """The URL byte for byte as the client sent it: Twilio signs it, so no re-encoding."""
-    raw = request.environ.get("REQUEST_URI") or request.environ.get("RAW_URI")
-    if not raw:
-        return request.url
-    return f"{request.scheme}://{request.host}{raw}"
+def worker_request(request: Request, *, app_service_frontend: bool = False) -> func.HttpRequest:
+    """The request as the Functions host hands it to the worker: header names in lower case,
+    the query string parsed its way, and the URL with the path and query string as sent
+    (Twilio signs the exact URL)."""
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    scheme, host = request.scheme, request.host
+    if app_service_frontend:
+        # App Service's front-end ends TLS and names the site in these headers; the host puts them back.
+        scheme = headers.get("x-forwarded-proto", scheme)
+        host = headers["host"] = headers.get("disguised-host", host)
+    target = request.environ.get("REQUEST_URI") or request.environ.get("RAW_URI")
+    return func.HttpRequest(
+        method=request.method,
+        url=f"{scheme}://{host}{target}" if target else request.url,
+        headers=headers,
+        params=query_params(request.query_string.decode("utf-8", errors="replace")),
+        body=request.get_data(),
+    )
 
 
-def _error(status: int, code: str, message: str, target: str) -> Response:
-    body = {"error": {"code": code, "message": message, "target": target}}
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+def _to_wsgi(result: func.HttpResponse) -> Response:
+    """The answer as the worker returns it to the host, through the library's own converter:
+    a charset is added to text/* types only, so JSON goes out as plain application/json."""
+    answer = HttpResponseConverter.encode(result, expected_type=None).value
+    headers = [(name, header.value) for name, header in answer["headers"].items()]
+    headers += [("Set-Cookie", m.OutputString()) for cookie in answer["cookies"] or () for m in cookie.values()]
+    return Response(answer["body"].value, status=int(answer["status_code"].value), headers=headers)
+
+
+def _answer(error: ApiError) -> Response:
+    return _to_wsgi(error_response(error))
+
+
+def _route_key(path: str) -> str:
+    """Routes match whatever their case, with or without a trailing slash, as in ASP.NET Core."""
+    return path.lower().rstrip("/")
+
+
+def _host_name(host: str) -> str | None:
+    match = _HOST_HEADER.fullmatch(host)
+    return match["name"].strip("[]").lower() if match else None
 
 
 def load_local_settings(path: Path = ROOT / "local.settings.json") -> None:
@@ -109,47 +168,103 @@ def load_local_settings(path: Path = ROOT / "local.settings.json") -> None:
         os.environ.setdefault(name, str(value))
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether another program holds the port, probed by binding as a server does (so a port
+    left in TIME_WAIT by the last run counts as free)."""
+    with socket.socket(select_address_family(host, port), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the function app locally, as `func start` does.")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (requests may name it)")
     parser.add_argument("--port", type=int, default=7071)
-    parser.add_argument("--prism-port", type=int, default=4010)
+    parser.add_argument("--prism-port", type=int, default=4010, help="the Twilio sandbox's port")
+    parser.add_argument(
+        "--app-service-frontend",
+        action="store_true",
+        help="build the URL the app sees from X-Forwarded-Proto and DISGUISED-HOST, as behind App Service's front-end",
+    )
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     load_local_settings()
-    base_url = f"http://{args.host}:{args.port}"
 
-    prism = None
-    mounts: dict[str, Any] = {}
-    if os.environ.get("TWILIO_SANDBOX", "true").strip().lower() != "false":
-        print(f"Starting the Twilio sandbox (Prism on Twilio's OpenAPI spec) on port {args.prism_port}...")
-        prism = Prism(args.host, args.prism_port).start()
-        mounts[SANDBOX_ROUTE] = SandboxGateway(prism.url)
-        os.environ["TWILIO_API_BASE_URL"] = f"{base_url}{SANDBOX_ROUTE}/twilio"
-        print(f"Twilio sandbox: {prism.url} (the app's Twilio REST calls go there)")
-        if use_sandbox_credentials(os.environ):
-            print(
-                f"Sandbox credentials: TWILIO_ACCOUNT_SID={SANDBOX_ACCOUNT_SID} TWILIO_AUTH_TOKEN={SANDBOX_AUTH_TOKEN}"
-            )
-    elif not has_credentials(os.environ):
+    sandbox = os.environ.get("TWILIO_SANDBOX", "true").strip().lower() != "false"
+    if not sandbox and not has_credentials(os.environ):
         print("TWILIO_SANDBOX=false needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL.", file=sys.stderr)
         return 2
+    clash = _port_clash(args, sandbox=sandbox)
+    if clash:
+        print(clash, file=sys.stderr)
+        return 1
 
-    sys.path.insert(0, str(ROOT))
-    import function_app
-
-    host = LocalHost(function_app.app, route_prefix())
-    server = make_server(args.host, args.port, DispatcherMiddleware(host, mounts), threaded=True)
-    print(host.banner(base_url), "\n\nFor detailed output, see the log lines below. Press Ctrl+C to stop.", flush=True)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
+    prism = Prism(args.host, args.prism_port) if sandbox else None
     try:
-        server.serve_forever()
+        return _serve(args, prism)
     except KeyboardInterrupt:
-        pass
+        return 0
     finally:
-        server.server_close()
         if prism is not None:
             prism.stop()
+
+
+def _port_clash(args: argparse.Namespace, *, sandbox: bool) -> str | None:
+    """Checked before anything starts, so that a clash leaves nothing running."""
+    ports = [(args.port, "the app", "PORT", "--port")]
+    if sandbox:
+        ports.append((args.prism_port, "the Twilio sandbox", "PRISM_PORT", "--prism-port"))
+    for port, role, variable, option in ports:
+        if port_taken(args.host, port):
+            return (
+                f"Port {port} ({role}) is already in use, so nothing was started;"
+                f" pick another: make run {variable}={port + 1} (or {option} {port + 1})."
+            )
+    return None
+
+
+def _serve(args: argparse.Namespace, prism: Prism | None) -> int:
+    mounts: dict[str, WSGIApplication] = {}
+    if prism is not None:
+        print(f"Starting the Twilio sandbox (Prism on Twilio's OpenAPI spec) on port {prism.port}...", flush=True)
+        try:
+            prism.start()
+        except (RuntimeError, subprocess.SubprocessError) as error:
+            print(f"The Twilio sandbox did not start: {error}", file=sys.stderr)
+            return 1
+        gateway = SandboxGateway(prism.url)
+        mounts[SANDBOX_ROUTE] = gateway
+        os.environ["TWILIO_API_BASE_URL"] = f"{prism.front(gateway)}/twilio"
+        print(f"Twilio sandbox: {prism.url} (the app's Twilio REST calls go there, through a pass-through)")
+        if use_sandbox_credentials(os.environ):
+            names = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER")
+            print("Sandbox credentials:", " ".join(f"{name}={os.environ[name]}" for name in names))
+
+    import function_app
+
+    public_host = urlsplit(os.environ.get("PUBLIC_BASE_URL", "").strip()).hostname
+    host = LocalHost(
+        function_app.app,
+        route_prefix(),
+        mounts=mounts,
+        allowed_hosts=[args.host, *([public_host] if public_host else [])],
+        app_service_frontend=args.app_service_frontend,
+    )
+    server = make_server(args.host, args.port, host, threaded=True)
+    banner = host.banner(f"http://{args.host}:{server.port}")
+    print(banner, "\n\nFor detailed output, see the log lines below. Press Ctrl+C to stop.", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 

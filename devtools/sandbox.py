@@ -16,13 +16,17 @@ import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 import requests
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ class Prism:
     host: str = "127.0.0.1"
     port: int = 4010
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _stopping: bool = field(default=False, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -60,10 +65,13 @@ class Prism:
         install()
         if _listening(self.host, self.port):
             raise RuntimeError(f"Port {self.port} is taken; is another sandbox running? (--prism-port)")
+        # A session of its own: a terminal's Ctrl+C or hang-up reaches whoever started Prism,
+        # which stops it, rather than Prism alone.
         self.process = subprocess.Popen(
             [str(PRISM), "mock", "--host", self.host, "--port", str(self.port), str(SPEC)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -75,7 +83,32 @@ class Prism:
         self.stop()
         raise RuntimeError(f"Prism did not start listening on {self.url} within {timeout:g} s")
 
+    def front(self, app: WSGIApplication) -> str:
+        """Serve `app` on a loopback port of its own for as long as Prism runs; return its URL.
+
+        Once Prism has exited, that port refuses connections, as an unreachable Twilio does, so
+        the app's Twilio client knows that nothing was sent; a 502 would leave the outcome unknown.
+        """
+        assert self.process is not None, "start Prism first"
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._close_on_exit, args=(self.process, server), daemon=True).start()
+        return f"http://127.0.0.1:{server.port}"
+
+    def _close_on_exit(self, process: subprocess.Popen[bytes], server: BaseWSGIServer) -> None:
+        code = process.wait()
+        server.shutdown()
+        server.server_close()
+        if not self._stopping:
+            logger.error(
+                "The Twilio sandbox (Prism on %s) exited with %s: the app's Twilio requests are refused,"
+                " and nothing is sent, until it is restarted.",
+                self.url,
+                code,
+            )
+
     def stop(self) -> None:
+        self._stopping = True
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -110,7 +143,8 @@ class SandboxGateway:
     It remembers the calls placed, so that Twilio's side of a call (fetching its voice
     URL) can be replayed. And it sends Twilio's repeated form keys (StatusCallbackEvent=a
     &StatusCallbackEvent=b, as Twilio and its SDK write arrays) in the Key[] form that
-    Prism reads as an array (stoplightio/prism#2473); every value is still checked.
+    Prism reads as an array (stoplightio/prism#2473); every value is still checked. When
+    Prism cannot be reached, it answers 502 saying that nothing was sent.
     """
 
     def __init__(self, upstream: str, spec: Path = SPEC) -> None:
@@ -144,14 +178,18 @@ class SandboxGateway:
             self.forwarded += 1
         form = parse_qsl(request.get_data(as_text=True), keep_blank_values=True)
         body = urlencode([(f"{k}[]" if k in self.array_fields else k, v) for k, v in form]) if form else b""
-        answer = self._session.request(
-            request.method,
-            f"{self.upstream}/{path}",
-            params=list(request.args.items(multi=True)),
-            data=body,
-            headers={k: v for k, v in request.headers.items() if k.lower() not in {"host", "content-length"}},
-            timeout=30,
-        )
+        try:
+            answer = self._session.request(
+                request.method,
+                f"{self.upstream}/{path}",
+                params=list(request.args.items(multi=True)),
+                data=body,
+                headers={k: v for k, v in request.headers.items() if k.lower() not in {"host", "content-length"}},
+                timeout=30,
+            )
+        except requests.ConnectionError:
+            message = f"The Twilio sandbox (Prism on {self.upstream}) is not running; nothing was sent."
+            return Response(json.dumps({"message": message, "status": 502}), 502, mimetype="application/json")
         if request.method == "POST" and path.endswith("/Calls.json") and answer.status_code == 201:
             self._remember(dict(form), answer.json())
         excluded = {"content-encoding", "content-length", "transfer-encoding", "connection"}

@@ -1,31 +1,59 @@
-"""The local host over real HTTP: every route and method of the indexed app, signed webhooks, errors."""
+"""The local host over real HTTP, behaving as the Functions host does in Azure: routes, methods,
+what a function receives and answers, the Host check, and `python -m devtools.host` itself."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import azure.functions as func
 import pytest
 import requests
+from twilio.request_validator import RequestValidator
 
 import function_app
 from devtools.host import LocalHost, load_local_settings
 from devtools.invoke import main as invoke_main
 from devtools.invoke import send_signed, sms_params, status_params, voice_params
+from devtools.process_state import without_settings
+from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FROM_NUMBER, SandboxGateway
 from devtools.standins import TwilioStandIn
-from tests.servers import serving
+from tests.servers import free_port, serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
+SITE = "mysite.azurewebsites.net"
+
+echo_app = func.FunctionApp()
+
+
+@echo_app.route(route="echo", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def echo(req: func.HttpRequest) -> func.HttpResponse:
+    """Sends back what a function receives, to show what the host hands over."""
+    seen = {"url": req.url, "params": dict(req.params), "headers": dict(req.headers)}
+    return func.HttpResponse(json.dumps(seen), mimetype="application/json")
 
 
 @pytest.fixture
 def host(twilio: TwilioStandIn) -> Iterator[str]:
     with serving(LocalHost(function_app.app, "api")) as url:
+        yield url
+
+
+@pytest.fixture
+def echo_host() -> Iterator[str]:
+    with serving(LocalHost(echo_app, "api")) as url:
         yield url
 
 
@@ -84,12 +112,27 @@ def test_an_unsigned_webhook_is_refused(host: str) -> None:
     assert "<Response>" not in response.text
 
 
-def test_a_wrong_method_is_refused_with_the_allowed_ones(host: str) -> None:
+# Routes and methods, as in Azure: only what a function declares.
+
+
+def test_host_answers_404_to_head(host: str, twilio: TwilioStandIn) -> None:
+    response = requests.head(f"{host}/api/make_call", params={"to": "+15558675310"}, timeout=10)
+
+    assert response.status_code == 404
+    assert "Allow" not in response.headers
+    assert twilio.creations() == []
+
+
+def test_an_undeclared_method_is_404_naming_the_declared_ones(host: str) -> None:
     response = requests.get(f"{host}/api/send_sms", timeout=10)
 
-    assert response.status_code == 405
-    assert response.headers["Allow"] == "POST"
-    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.status_code == 404
+    assert "Allow" not in response.headers
+    assert response.json()["error"] == {
+        "code": "not_found",
+        "message": "/api/send_sms answers POST only, not GET.",
+        "target": "method",
+    }
 
 
 def test_an_unknown_route_is_404(host: str) -> None:
@@ -99,10 +142,119 @@ def test_an_unknown_route_is_404(host: str) -> None:
     assert response.json()["error"]["target"] == "url"
 
 
+def test_routes_match_whatever_their_case(host: str, twilio: TwilioStandIn) -> None:
+    response = requests.post(f"{host}/API/MAKE_CALL", json={"to": "+15558675310"}, timeout=10)
+
+    assert response.status_code == 201
+    assert len(twilio.creations()) == 1
+
+
 def test_function_keys_are_not_required_locally(host: str) -> None:
     response = requests.post(f"{host}/api/make_call", json={"to": "+15558675310"}, timeout=10)
 
     assert response.status_code == 201
+
+
+# What a function receives and answers, as between the Functions host and the Python worker.
+
+
+def test_repeated_query_parameters_reach_the_function_joined_with_commas(echo_host: str) -> None:
+    seen = requests.get(f"{echo_host}/api/echo?to=%2B1555&to=%2B1666", timeout=10).json()
+
+    assert seen["params"] == {"to": "+1555,+1666"}
+
+
+def test_empty_query_values_never_reach_the_function(echo_host: str) -> None:
+    seen = requests.get(f"{echo_host}/api/echo?to=&message=hi&voice&to=", timeout=10).json()
+
+    assert seen["params"] == {"message": "hi"}
+
+
+def test_query_names_differing_in_case_are_one_parameter(echo_host: str) -> None:
+    seen = requests.get(f"{echo_host}/api/echo?To=a&to=b", timeout=10).json()
+
+    assert seen["params"] == {"To": "a,b"}
+
+
+def test_repeated_headers_reach_the_function_joined_with_commas(echo_host: str) -> None:
+    seen = _get_json(f"{echo_host}/api/echo", [("X-Tag", "a"), ("X-Tag", "b")])
+
+    assert seen["headers"]["x-tag"] == "a,b"
+
+
+def test_the_function_sees_the_url_as_sent(echo_host: str) -> None:
+    seen = _get_json(f"{echo_host}/api/echo?b=2&a=%7e+x&c=%2F")
+
+    assert seen["url"] == f"{echo_host}/api/echo?b=2&a=%7e+x&c=%2F"
+
+
+def test_json_answers_carry_no_charset(host: str) -> None:
+    response = requests.post(f"{host}/api/send_sms", json={"to": "+15558675310", "body": "Hi"}, timeout=10)
+
+    assert response.headers["Content-Type"] == "application/json"
+
+
+# The Host check: a web page cannot drive the host through DNS rebinding.
+
+
+def test_host_answers_421_to_a_foreign_host_name(host: str, twilio: TwilioStandIn) -> None:
+    response = requests.post(
+        f"{host}/api/make_call", json={"to": "+15558675310"}, headers={"Host": "rebound.example"}, timeout=10
+    )
+
+    assert response.status_code == 421
+    assert response.json()["error"]["code"] == "misdirected_request"
+    assert response.json()["error"]["target"] == "Host"
+    assert twilio.creations() == []
+
+
+def test_host_guards_the_sandbox_too() -> None:
+    app = LocalHost(echo_app, "api", mounts={"/_sandbox": SandboxGateway(f"http://127.0.0.1:{free_port()}")})
+    with serving(app) as url:
+        response = requests.get(f"{url}/_sandbox/calls", headers={"Host": "rebound.example"}, timeout=10)
+
+    assert response.status_code == 421
+
+
+@pytest.mark.parametrize("name", ["localhost:7071", "LOCALHOST", "127.0.0.1:1", "[::1]:7071", "[::1]"])
+def test_host_answers_loopback_names_with_any_port(echo_host: str, name: str) -> None:
+    response = requests.get(f"{echo_host}/api/echo", headers={"Host": name}, timeout=10)
+
+    assert response.status_code == 200
+
+
+def test_host_answers_the_name_it_is_given() -> None:
+    with serving(LocalHost(echo_app, "api", allowed_hosts=["devbox.lan"])) as url:
+        response = requests.get(f"{url}/api/echo", headers={"Host": "devbox.lan:7071"}, timeout=10)
+
+    assert response.status_code == 200
+
+
+# App Service's front-end, emulated: the URL the app sees in Azure.
+
+
+def test_a_webhook_signed_for_the_site_passes_the_emulated_front_end(twilio: TwilioStandIn) -> None:
+    with serving(LocalHost(function_app.app, "api", app_service_frontend=True)) as url:
+        response = _post_signed_for_the_site(url)
+
+    assert response.status_code == 200
+    assert response.text.endswith("<Response><Say>Hi there</Say></Response>")
+
+
+def test_forwarded_headers_change_nothing_without_the_front_end(host: str) -> None:
+    response = _post_signed_for_the_site(host)
+
+    assert response.status_code == 403
+
+
+def test_the_emulated_front_end_gives_the_site_as_host() -> None:
+    with serving(LocalHost(echo_app, "api", app_service_frontend=True)) as url:
+        seen = requests.get(
+            f"{url}/api/echo?x=1", headers={"X-Forwarded-Proto": "https", "DISGUISED-HOST": SITE}, timeout=10
+        ).json()
+
+    assert seen["url"] == f"https://{SITE}/api/echo?x=1"
+    assert seen["headers"]["host"] == SITE
 
 
 def test_local_settings_values_fill_the_environment_without_overriding_it(
@@ -121,27 +273,6 @@ def test_local_settings_values_fill_the_environment_without_overriding_it(
     assert os.environ["VOICE_MESSAGE"] == "From environment"
 
 
-def test_real_twilio_mode_needs_real_credentials() -> None:
-    unset = {
-        "TWILIO_ACCOUNT_SID": "",
-        "TWILIO_AUTH_TOKEN": "",
-        "KEY_VAULT_URL": "",
-    }  # a local.settings.json can't fill them
-    environ = {**os.environ, **unset}
-    result = subprocess.run(
-        [sys.executable, "-m", "devtools.host", "--port", "0"],
-        cwd=ROOT,
-        env={**environ, "TWILIO_SANDBOX": "false"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-    assert result.returncode == 2
-    assert "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL" in result.stderr
-
-
 def test_the_invoker_cli_adds_parameters_and_prints_the_twiml(host: str, capsys: pytest.CaptureFixture[str]) -> None:
     exit_code = invoke_main(["voice_url", "--base-url", host, "--method", "GET", "--param", "message=Ahoy"])
 
@@ -149,3 +280,182 @@ def test_the_invoker_cli_adds_parameters_and_prints_the_twiml(host: str, capsys:
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "HTTP 200 text/xml; charset=utf-8"
     assert printed[1].endswith("<Response><Say>Ahoy</Say></Response>")
+
+
+# `python -m devtools.host`, as `make run` starts it.
+
+
+def test_real_twilio_mode_needs_real_credentials() -> None:
+    # Set empty, so that a local.settings.json cannot fill them.
+    unset = {"TWILIO_ACCOUNT_SID": "", "TWILIO_AUTH_TOKEN": "", "KEY_VAULT_URL": ""}
+    code, output = run_host("--port", "0", environ={**unset, "TWILIO_SANDBOX": "false"})
+
+    assert code == 2
+    assert "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL" in output
+
+
+def test_a_taken_app_port_starts_nothing() -> None:
+    prism_port = free_port()
+    with _taken_port() as port:
+        code, output = run_host("--port", str(port), "--prism-port", str(prism_port))
+
+    assert code == 1
+    assert output.splitlines() == [
+        f"Port {port} (the app) is already in use, so nothing was started;"
+        f" pick another: make run PORT={port + 1} (or --port {port + 1})."
+    ]
+    assert not listening(prism_port)
+
+
+def test_a_taken_sandbox_port_starts_nothing() -> None:
+    with _taken_port() as prism_port:
+        code, output = run_host("--port", str(free_port()), "--prism-port", str(prism_port))
+
+    assert code == 1
+    assert output.splitlines() == [
+        f"Port {prism_port} (the Twilio sandbox) is already in use, so nothing was started;"
+        f" pick another: make run PRISM_PORT={prism_port + 1} (or --prism-port {prism_port + 1})."
+    ]
+
+
+def test_the_host_answers_the_public_base_url_name_behind_a_tunnel() -> None:
+    port = free_port()
+    real_twilio = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+    process = start_host("--port", str(port), environ={**real_twilio, "PUBLIC_BASE_URL": "https://abc.tunnel.example"})
+    try:
+        assert wait_until_up(port, process)
+        response = requests.get(f"http://127.0.0.1:{port}/api/none", headers={"Host": "abc.tunnel.example"}, timeout=10)
+    finally:
+        stop_host(process)
+
+    assert response.status_code == 404
+
+
+def test_make_run_serves_the_app_on_the_sandbox_end_to_end() -> None:
+    port, prism_port = free_port(), free_port()
+    process = start_host("--port", str(port), "--prism-port", str(prism_port))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until_up(port, process)
+        placed = requests.post(f"{base}/api/make_call", json={"to": "+15558675310", "from": "+15017122661"}, timeout=30)
+        assert placed.status_code == 201
+        invoked = subprocess.run(
+            [sys.executable, "-m", "devtools.invoke", "call", "--base-url", base],
+            cwd=ROOT,
+            env=without_settings(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert invoked.returncode == 0, invoked.stderr
+        assert invoked.stdout.splitlines()[0] == "HTTP 200 text/xml; charset=utf-8"
+        assert "<Say>Hello Monkey!</Say>" in invoked.stdout
+    finally:
+        output = stop_host(process)
+    assert f"Twilio sandbox: http://127.0.0.1:{prism_port} (the app's Twilio REST calls go there" in output
+    assert (
+        f"Sandbox credentials: TWILIO_ACCOUNT_SID={SANDBOX_ACCOUNT_SID} TWILIO_AUTH_TOKEN={SANDBOX_AUTH_TOKEN}"
+        f" TWILIO_FROM_NUMBER={SANDBOX_FROM_NUMBER}"
+    ) in output
+    assert f"make_call: [GET,POST] {base}/api/make_call" in output
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+def test_prism_stops_with_the_host(stop_signal: signal.Signals) -> None:
+    port, prism_port = free_port(), free_port()
+    process = start_host("--port", str(port), "--prism-port", str(prism_port))
+    try:
+        assert wait_until_up(port, process)
+        assert listening(prism_port)
+    finally:
+        stop_host(process, stop_signal)
+
+    assert process.returncode == 0
+    assert not listening(prism_port)
+
+
+def start_host(*args: str, environ: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+    """`python -m devtools.host` with no app setting of this process's, only `environ`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "devtools.host", *args],
+        cwd=ROOT,
+        env={**without_settings(os.environ), **(environ or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop_host(process: subprocess.Popen[str], stop_signal: signal.Signals = signal.SIGTERM) -> str:
+    """Stop the host as a terminal or a service manager would; what it printed."""
+    if process.poll() is None:
+        process.send_signal(stop_signal)
+    try:
+        output, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    return output
+
+
+def wait_until_up(port: int, process: subprocess.Popen[str], timeout: float = 180) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if listening(port):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def run_host(*args: str, environ: Mapping[str, str] | None = None) -> tuple[int, str]:
+    """Run a host that is expected to stop by itself: its exit code and what it printed."""
+    process = start_host(*args, environ=environ)
+    try:
+        process.wait(timeout=60)
+    finally:
+        output = stop_host(process)
+    return process.returncode, output
+
+
+@contextmanager
+def _taken_port() -> Iterator[int]:
+    """A port another program listens on."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port: int = holder.getsockname()[1]
+        yield port
+
+
+def _post_signed_for_the_site(base: str) -> requests.Response:
+    """voice_url as Twilio calls it in Azure: signed for the site's https URL, arriving through
+    the front-end, which ends TLS and names the site in headers."""
+    path = "/api/voice_url?message=Hi%20there"
+    form = voice_params(ACCOUNT_SID)
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(f"https://{SITE}{path}", form)
+    headers = {"X-Twilio-Signature": signature, "X-Forwarded-Proto": "https", "DISGUISED-HOST": SITE}
+    return requests.post(f"{base}{path}", data=form, headers=headers, timeout=10)
+
+
+def _get_json(url: str, headers: Iterable[tuple[str, str]] = ()) -> Any:
+    """A GET sent byte for byte as given, repeated headers included (requests would merge
+    them, and re-encode the URL)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.putrequest("GET", parts._replace(scheme="", netloc="").geturl())
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.endheaders()
+        return json.loads(connection.getresponse().read())
+    finally:
+        connection.close()

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 import function_app
 from devtools.host import SANDBOX_ROUTE, LocalHost
 from devtools.invoke import replay_call
 from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Prism, SandboxGateway
 from tests.servers import free_port, serving
-from tests.support import body_json, error_of, post_json
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import body_json, error_of, eventually, post_json
+from tests.test_host import listening
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +33,7 @@ def gateway(prism: Prism) -> SandboxGateway:
 @pytest.fixture
 def host(gateway: SandboxGateway, env: pytest.MonkeyPatch) -> Iterator[str]:
     """The app as `make run` serves it: functions under /api, the Twilio sandbox under /_sandbox."""
-    app = DispatcherMiddleware(LocalHost(function_app.app, "api"), {SANDBOX_ROUTE: gateway})
-    with serving(app) as url:
+    with serving(LocalHost(function_app.app, "api", mounts={SANDBOX_ROUTE: gateway})) as url:
         env.setenv("TWILIO_API_BASE_URL", f"{url}{SANDBOX_ROUTE}/twilio")
         env.setenv("TWILIO_ACCOUNT_SID", SANDBOX_ACCOUNT_SID)
         env.setenv("TWILIO_AUTH_TOKEN", SANDBOX_AUTH_TOKEN)
@@ -92,56 +85,40 @@ def test_the_invoker_replays_twilio_fetching_the_call_voice_url(host: str) -> No
     assert heard.text.endswith("<Response><Say>Hello from Azure</Say></Response>")
 
 
-def test_make_run_serves_the_app_on_the_sandbox_end_to_end() -> None:
-    port, prism_port = free_port(), free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "KEY_VAULT"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.host", "--port", str(port), "--prism-port", str(prism_port)],
-        cwd=ROOT,
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert _wait_until_up(base, process)
-        placed = requests.post(f"{base}/api/make_call", json={"to": "+15558675310", "from": "+15017122661"}, timeout=30)
-        assert placed.status_code == 201
-        invoked = subprocess.run(
-            [sys.executable, "-m", "devtools.invoke", "call", "--base-url", base],
-            cwd=ROOT,
-            env=environ,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+# A sandbox that has stopped: nothing was sent, and the app says so.
+
+
+def test_the_pass_through_answers_502_when_prism_is_not_running() -> None:
+    gateway = SandboxGateway(f"http://127.0.0.1:{free_port()}")
+    with serving(gateway) as url:
+        response = requests.post(
+            f"{url}/twilio/2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}/Calls.json",
+            data={"To": "+15558675310"},
+            timeout=10,
         )
-        assert invoked.returncode == 0, invoked.stderr
-        assert invoked.stdout.splitlines()[0] == "HTTP 200 text/xml; charset=utf-8"
-        assert "<Say>Hello Monkey!</Say>" in invoked.stdout
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-    assert f"make_call: [GET,POST] {base}/api/make_call" in output
-    assert f"TWILIO_AUTH_TOKEN={SANDBOX_AUTH_TOKEN}" in output
-    assert not _listening(prism_port), "Prism must stop with the host"
+
+    assert response.status_code == 502
+    assert response.json()["message"].endswith("is not running; nothing was sent.")
 
 
-def _wait_until_up(base: str, process: subprocess.Popen[str], timeout: float = 180) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            requests.get(f"{base}/api/none", timeout=1)
-            return True
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    return False
-
-
-def _listening(port: int) -> bool:
+def test_make_call_says_nothing_was_sent_once_prism_has_exited(env: pytest.MonkeyPatch) -> None:
+    dying = Prism(port=free_port()).start()
     try:
-        requests.get(f"http://127.0.0.1:{port}/", timeout=1)
-        return True
-    except requests.ConnectionError:
-        return False
+        endpoint = dying.front(SandboxGateway(dying.url))
+        env.setenv("TWILIO_API_BASE_URL", f"{endpoint}/twilio")
+        env.setenv("TWILIO_ACCOUNT_SID", SANDBOX_ACCOUNT_SID)
+        env.setenv("TWILIO_AUTH_TOKEN", SANDBOX_AUTH_TOKEN)
+        assert dying.process is not None
+        dying.process.kill()
+        assert eventually(lambda: not listening(urlsplit(endpoint).port or 0))
+
+        response = post_json("make_call", {"to": "+15558675310", "from": "+15017122661"})
+    finally:
+        dying.stop()
+
+    assert response.status_code == 502
+    assert error_of(response) == {
+        "code": "twilio_unreachable",
+        "message": "Twilio could not be reached; nothing was sent.",
+        "target": None,
+    }
