@@ -45,6 +45,39 @@ def test_call_status_logs_a_failed_call_as_a_warning(caplog: pytest.LogCaptureFi
     }
 
 
+def test_call_status_log_line_is_the_one_the_readme_shows(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    signed_post("call_status", fixture("call_status_failed"))
+
+    (record,) = _event_lines(caplog)
+    assert record.getMessage() == (
+        "call_status CallSid=CA9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b CallStatus=failed CallDuration=0 ErrorCode=32009 "
+        "SipResponseCode=500"
+    )
+
+
+@pytest.mark.parametrize(("name", "status"), [("call_status_busy", "busy"), ("call_status_no_answer", "no-answer")])
+def test_call_status_logs_an_unanswered_call_as_a_warning(
+    caplog: pytest.LogCaptureFixture, name: str, status: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    signed_post("call_status", fixture(name))
+
+    (record,) = _event_lines(caplog)
+    assert record.__dict__["call_event"]["CallStatus"] == status
+    assert record.levelno == logging.WARNING
+
+
+def test_call_status_logs_a_completed_call_with_an_error_code_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    signed_post("call_status", fixture("call_status_completed_with_error"))
+
+    (record,) = _event_lines(caplog)
+    assert record.__dict__["call_event"]["CallStatus"] == "completed"
+    assert record.__dict__["call_event"]["ErrorCode"] == "11200"
+    assert record.levelno == logging.WARNING
+
+
 def test_call_status_rejects_an_unsigned_callback(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     response = invoke(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from devtools.standins import Fault, KeyVaultStandIn
 from shared import credentials
-from shared.credentials import RETRY_AFTER_FAILURE, CredentialStore, load_credentials
+from shared.credentials import RETRY_AFTER_FAILURE, CredentialStore, TwilioCredentials, load_credentials
 from shared.settings import get_settings
 from tests.support import AUTH_TOKEN, eventually, fixture, signed_post
 
@@ -20,6 +23,18 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class Source:
+    """The credentials at their source: the token the last rotation set, and how often they were read."""
+
+    def __init__(self) -> None:
+        self.token = "old"
+        self.reads = 0
+
+    def __call__(self) -> TwilioCredentials:
+        self.reads += 1
+        return TwilioCredentials("AC1", self.token)
 
 
 def test_many_requests_read_each_secret_once(vault: KeyVaultStandIn) -> None:
@@ -52,8 +67,9 @@ def test_a_failed_cold_read_answers_the_requests_queued_behind_it(vault: KeyVaul
         statuses = list(pool.map(lambda _: signed_post("sms_url", fixture("incoming_sms")).status_code, range(10)))
 
     assert statuses == [503] * 10
-    attempts = sum(1 for r in vault.received if "Authorization" in r.headers)
-    assert attempts <= 10  # one bounded round of retries for each secret, not one per request
+    # The SDK's retries of a read repeat its x-ms-client-request-id: one id per secret is one read of it.
+    reads = {(r.path, r.headers["x-ms-client-request-id"]) for r in vault.received if "Authorization" in r.headers}
+    assert sorted(path for path, _ in reads) == ["/secrets/twilio-account-sid/", "/secrets/twilio-auth-token/"]
 
 
 def test_expired_credentials_are_served_while_they_refresh(vault: KeyVaultStandIn) -> None:
@@ -118,3 +134,58 @@ def test_a_slow_background_refresh_cannot_undo_a_newer_forced_one() -> None:
 
     assert eventually(lambda: not store._refreshing.locked())
     assert store.get().auth_token == "rotated"
+
+
+def test_a_forced_re_read_within_a_minute_of_the_last_is_refused() -> None:
+    clock, source = Clock(), Source()
+    store = CredentialStore(source, ttl=900, clock=clock)
+    first = store.get()
+    source.token = "rotated"
+    second = store.refresh(first)
+    assert second == TwilioCredentials("AC1", "rotated")
+
+    source.token = "rotated-again"
+    clock.now += 59.99
+
+    assert store.refresh(second) is None
+    assert source.reads == 2
+
+
+def test_a_forced_re_read_is_allowed_again_a_minute_after_the_last() -> None:
+    clock, source = Clock(), Source()
+    store = CredentialStore(source, ttl=900, clock=clock)
+    first = store.get()
+    source.token = "rotated"
+    second = store.refresh(first)
+    assert second == TwilioCredentials("AC1", "rotated")
+
+    source.token = "rotated-again"
+    clock.now += 60
+
+    assert store.refresh(second) == TwilioCredentials("AC1", "rotated-again")
+    assert source.reads == 3
+
+
+def test_secrets_are_kept_900_seconds_by_default() -> None:
+    clock, source = Clock(), Source()
+    read_at = clock.now
+    store = CredentialStore(source, ttl=get_settings().secret_ttl, clock=clock)
+    store.get()
+
+    clock.now = read_at + 899.99
+    store.get()
+    assert source.reads == 1
+
+    clock.now = read_at + 900
+    store.get()
+    assert eventually(lambda: source.reads == 2)
+
+
+def test_secret_cache_ttl_sets_how_long_the_app_keeps_secrets(vault: KeyVaultStandIn, env: pytest.MonkeyPatch) -> None:
+    env.setenv("SECRET_CACHE_TTL", "0.3")
+    started = time.monotonic()
+    assert credentials.current().auth_token == AUTH_TOKEN
+    vault.secrets["twilio-auth-token"] = "rotated"
+
+    assert eventually(lambda: credentials.current().auth_token == "rotated", timeout=5)
+    assert time.monotonic() - started >= 0.3  # kept until the TTL ran out, not refreshed on every read
