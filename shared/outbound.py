@@ -102,6 +102,8 @@ def _sender(values: Mapping[str, str]) -> str:
 
 
 def _destination(values: Mapping[str, str]) -> str:
+    from shared.destinations import check_destination  # the phone metadata, on first use
+
     number = phone_numbers.parse(values, "to")
-    phone_numbers.check_destination(number, get_settings().allowed_destinations)
+    check_destination(number, get_settings())
     return number

@@ -13,15 +13,22 @@ from shared.errors import ApiError
 MAX_BODY_BYTES = 64 * 1024
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_DIGITS = re.compile("[0-9]+")
+# JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 request to Twilio can carry.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_body_size(req: func.HttpRequest) -> None:
+    """Refuse a large body before anything parses it: a forged 8 MB form costs seconds of CPU."""
+    declared = req.headers.get("Content-Length", "").strip()
+    if (_DIGITS.fullmatch(declared) and int(declared) > MAX_BODY_BYTES) or len(req.get_body()) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.", target="body")
 
 
 def read_params(req: func.HttpRequest) -> dict[str, str]:
     """Query parameters overlaid by the body's, so the body wins as callers expect."""
-    body = req.get_body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.", target="body")
     params = dict(req.params)
-    if body.strip():
+    if req.get_body().strip():
         params.update(_body_params(req))
     return params
 
@@ -49,16 +56,20 @@ def _body_params(req: func.HttpRequest) -> dict[str, str]:
 def _json_params(req: func.HttpRequest) -> dict[str, str]:
     try:
         document = req.get_json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays or objects nested too deep
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.", target="body") from None
     if not isinstance(document, dict):
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.", target="body")
     params: dict[str, str] = {}
     for name, value in document.items():
+        if _SURROGATE.search(name):  # checked first: the name appears in the other errors
+            raise ApiError(400, "invalid_json", "A member name in the body is not valid Unicode.", target="body")
         if value is None:
             continue
         if not isinstance(value, str):
             raise ApiError(400, "invalid_parameter", f"'{name}' must be a string.", target=name)
+        if _SURROGATE.search(value):
+            raise ApiError(400, "invalid_parameter", f"'{name}' is not valid Unicode text.", target=name)
         params[name] = value
     return params
 

@@ -1,14 +1,11 @@
-"""E.164 phone numbers, and the destinations this app may dial or text."""
+"""E.164 phone numbers as callers and settings write them."""
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 
 from shared.errors import ApiError
-
-logger = logging.getLogger(__name__)
 
 _SEPARATORS = re.compile(r"[\s\-.()]")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -34,17 +31,6 @@ def normalize(raw: str, name: str) -> str:
     return number
 
 
-def check_destination(number: str, allowed_prefixes: tuple[str, ...]) -> None:
-    """Refuse numbers outside ALLOWED_DESTINATIONS, the guard against toll fraud and SMS pumping."""
-    if allowed_prefixes and not number.startswith(allowed_prefixes):
-        logger.warning("Refused destination %s: not in ALLOWED_DESTINATIONS", _masked(number))
-        raise ApiError(
-            403,
-            "destination_not_allowed",
-            "This app is not allowed to reach that destination (see ALLOWED_DESTINATIONS).",
-            target="to",
-        )
-
-
-def _masked(number: str) -> str:
+def masked(number: str) -> str:
+    """A number fit for a log line: enough to recognise, not enough to dial."""
     return number[:-4] + "****" if len(number) > 6 else "****"

@@ -11,6 +11,7 @@ from typing import Any
 import azure.functions as func
 
 from shared.errors import ApiError
+from shared.params import check_body_size
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +31,14 @@ def twiml_response(twiml: str) -> func.HttpResponse:
 
 
 def answers_errors(handler: Handler) -> Handler:
-    """Turn every failure into a JSON error: an ApiError as itself, anything else as a
-    500 whose details stay in the log, so no stack trace ever reaches a caller."""
+    """What every function passes through: a body over the limit is refused before anything
+    reads it, and every failure becomes a JSON error: an ApiError as itself, anything else
+    as a 500 whose details stay in the log, so no stack trace ever reaches a caller."""
 
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
+            check_body_size(req)
             return handler(req)
         except ApiError as error:
             log = logger.warning if error.status >= 500 else logger.info

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared import hosts
 from shared.errors import ApiError
 
 DEFAULT_VOICE_MESSAGE = "Hello Monkey!"
 DEFAULT_SMS_REPLY = "Hey, thanks for the ping! Twilio and Azure rock!"
 ROUTE_PREFIX = "api"
 
+_PREFIX = re.compile(r"\+[1-9][0-9]{0,14}")
+_REGION = re.compile("[A-Za-z]{2}")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -37,12 +41,22 @@ class Settings:
     voice_message: str = DEFAULT_VOICE_MESSAGE
     sms_reply: str = DEFAULT_SMS_REPLY
     public_base_url: str | None = None
+    website_hostname: str | None = None
     twilio_api_base_url: str | None = None
     twilio_http_timeout: float = 10.0
     allowed_destinations: tuple[str, ...] = ()
+    allow_premium_destinations: bool = False
     trust_forwarded_headers: bool = False
     secret_ttl: float = 900.0
     prefetch_secrets: bool = True
+
+    @property
+    def destination_prefixes(self) -> tuple[str, ...]:
+        return tuple(entry for entry in self.allowed_destinations if entry.startswith("+"))
+
+    @property
+    def destination_regions(self) -> frozenset[str]:
+        return frozenset(entry for entry in self.allowed_destinations if not entry.startswith("+"))
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -58,9 +72,11 @@ class Settings:
             voice_message=text("VOICE_MESSAGE") or DEFAULT_VOICE_MESSAGE,
             sms_reply=text("SMS_REPLY") or DEFAULT_SMS_REPLY,
             public_base_url=_url(environ, "PUBLIC_BASE_URL"),
+            website_hostname=_host(environ, "WEBSITE_HOSTNAME"),
             twilio_api_base_url=_url(environ, "TWILIO_API_BASE_URL"),
             twilio_http_timeout=_seconds(environ, "TWILIO_HTTP_TIMEOUT", cls.twilio_http_timeout),
-            allowed_destinations=_prefixes(environ, "ALLOWED_DESTINATIONS"),
+            allowed_destinations=_destinations(environ, "ALLOWED_DESTINATIONS"),
+            allow_premium_destinations=_flag(environ, "ALLOW_PREMIUM_DESTINATIONS", default=False),
             trust_forwarded_headers=_flag(environ, "TRUST_FORWARDED_HEADERS", default=False),
             secret_ttl=_seconds(environ, "SECRET_CACHE_TTL", cls.secret_ttl),
             prefetch_secrets=_flag(environ, "PREFETCH_SECRETS", default=True),
@@ -73,11 +89,25 @@ def get_settings() -> Settings:
 
 
 def _url(environ: Mapping[str, str], name: str) -> str | None:
+    """An absolute http(s) URL, optionally with a path; never one whose host or port would fail later."""
     value = environ.get(name, "").strip().rstrip("/")
     if not value:
         return None
-    if not value.startswith(("https://", "http://")):
-        raise ConfigurationError(name, "must be an absolute http(s) URL")
+    scheme, _, rest = value.partition("://")
+    netloc = rest.split("/", 1)[0]
+    if scheme not in {"https", "http"} or not hosts.is_host(netloc) or "?" in value or "#" in value:
+        raise ConfigurationError(
+            name, "must be an absolute http(s) URL with a valid host and port, no query or fragment"
+        )
+    return value
+
+
+def _host(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    if not value:
+        return None
+    if not hosts.is_host(value):
+        raise ConfigurationError(name, "must be a host name such as myapp.azurewebsites.net")
     return value
 
 
@@ -105,9 +135,14 @@ def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
     raise ConfigurationError(name, "must be true or false")
 
 
-def _prefixes(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
-    prefixes = tuple(p.strip() for p in environ.get(name, "").split(",") if p.strip())
-    for prefix in prefixes:
-        if not (prefix.startswith("+") and prefix[1:].isdigit() and prefix[1:2] != "0"):
-            raise ConfigurationError(name, "must list E.164 prefixes such as +1,+44")
-    return prefixes
+def _destinations(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Region codes (upper-cased) and E.164 prefixes; unset means every destination, but a
+    list that names nothing (such as ",") is a mistake, never a licence to dial anywhere."""
+    raw = environ.get(name, "").strip()
+    entries = tuple(entry.strip() for entry in raw.split(",") if entry.strip())
+    if raw and not entries:
+        raise ConfigurationError(name, "names no destination: list region codes or prefixes such as US,CA or +1,+44")
+    for entry in entries:
+        if not (_PREFIX.fullmatch(entry) or _REGION.fullmatch(entry)):
+            raise ConfigurationError(name, "must list region codes or E.164 prefixes such as US,CA or +1,+44")
+    return tuple(entry.upper() for entry in entries)

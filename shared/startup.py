@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from shared import credentials
 from shared.errors import ApiError
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -23,3 +24,15 @@ def on_load() -> None:
         )
     if settings.key_vault_url and settings.prefetch_secrets:
         credentials.prefetch()
+    if settings.destination_regions:
+        threading.Thread(target=_check_regions, args=(settings,), name="destinations-check", daemon=True).start()
+
+
+def _check_regions(settings: Settings) -> None:
+    """Region codes are checked against the phone metadata, too heavy to load while functions are indexed."""
+    from shared.destinations import checked_regions
+
+    try:
+        checked_regions(settings)
+    except ApiError as error:
+        logger.error("%s make_call and send_sms will answer 503 until it is fixed.", error.message)

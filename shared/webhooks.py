@@ -1,9 +1,16 @@
-"""Twilio webhook signatures: a decorator that answers 403 before the handler runs."""
+"""Twilio webhook signatures: a decorator that answers 403 before the handler runs.
+
+The webhooks are anonymous: a request without a signature is refused before any
+credential is needed, and when the credentials or settings needed to check one are
+unusable, the caller hears only that the service is unavailable; the details are logged.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,12 +45,15 @@ def verify_signature(req: func.HttpRequest) -> None:
     signature = req.headers.get(SIGNATURE_HEADER, "")
     if not signature:
         raise _forbidden(f"The request has no {SIGNATURE_HEADER} header.")
-    url = requested_url(req, get_settings())
-    params = _signed_params(req, url)
     if req.headers.get(SIGNATURE_SETTINGS_HEADER):
         raise _forbidden("Webhooks signed with a shared key are not supported: sign with the account's auth token.")
-    store = credentials.credential_store()
-    cached = store.get()
+    with _details_logged():
+        settings = get_settings()
+    url = requested_url(req, settings)
+    params = _signed_params(req, url)
+    with _details_logged():
+        store = credentials.credential_store()
+        cached = store.get()
     if RequestValidator(cached.auth_token).validate(url, params, signature):
         return
     # The token may have been rotated since it was cached: re-read it (rate limited) and check again.
@@ -64,6 +74,18 @@ def _signed_params(req: func.HttpRequest, url: str) -> Any:
     if "bodySHA256" not in parse_qs(urlsplit(url).query):
         raise _forbidden("A body that is not a form must be signed through bodySHA256 in the URL.")
     return req.get_body().decode("utf-8", errors="replace")
+
+
+@contextmanager
+def _details_logged() -> Iterator[None]:
+    """A setting or credential failure, logged in full and answered without a name in it."""
+    try:
+        yield
+    except ApiError as error:
+        if error.status < 500:
+            raise
+        logger.error("Cannot check webhook signatures: %s (%s)", error.message, error.code)
+        raise ApiError(503, "service_unavailable", "The service is temporarily unavailable; try again later.") from None
 
 
 def _forbidden(message: str) -> ApiError:

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.process_state import clear_caches, is_setting
+from devtools.sandbox import Prism
 from devtools.standins import KeyVaultStandIn, TwilioStandIn
+from tests.servers import free_port
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
 
 
@@ -44,6 +46,14 @@ def twilio(monkeypatch: pytest.MonkeyPatch) -> Iterator[TwilioStandIn]:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
     monkeypatch.setenv("TWILIO_FROM_NUMBER", "+15017122661")
     monkeypatch.setenv("TWILIO_HTTP_TIMEOUT", "2")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def prism() -> Iterator[Prism]:
+    """The Twilio sandbox: Prism on Twilio's own OpenAPI description, one per test module."""
+    server = Prism(port=free_port()).start()
     yield server
     server.stop()
 

@@ -56,7 +56,7 @@ def test_host_json_uses_the_v4_extension_bundle() -> None:
 def _import_in_fresh_interpreter(environ: dict[str, str]) -> list[str]:
     code = (
         "import sys, function_app\n"
-        "heavy = ('twilio.rest', 'azure.identity', 'azure.keyvault', 'requests')\n"
+        "heavy = ('twilio.rest', 'azure.identity', 'azure.keyvault', 'requests', 'phonenumbers')\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
     result = subprocess.run(
@@ -69,6 +69,10 @@ def _import_in_fresh_interpreter(environ: dict[str, str]) -> list[str]:
 def test_import_needs_no_setting_and_loads_no_heavy_sdk() -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "KEY_VAULT"))}
     assert _import_in_fresh_interpreter(environ) == []
+
+
+def test_import_loads_no_phone_metadata_for_a_list_of_prefixes() -> None:
+    assert _import_in_fresh_interpreter({**os.environ, "ALLOWED_DESTINATIONS": "+1,+44"}) == []
 
 
 def test_import_survives_a_broken_setting() -> None:

@@ -1,4 +1,8 @@
-"""Key Vault through the real DefaultAzureCredential and SecretClient, against local servers."""
+"""Key Vault through the real DefaultAzureCredential and SecretClient, against local servers.
+
+What went wrong is told to make_call's caller (who holds a function key); the anonymous
+webhooks answer only 503 service_unavailable (tests/test_webhooks.py).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ import pytest
 
 from devtools.standins import Fault, KeyVaultStandIn
 from shared import credentials
-from tests.support import ACCOUNT_SID, AUTH_TOKEN, error_of, fixture, signed_post
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, error_of, fixture, post_json, signed_post
 
 THROTTLED = Fault(status=429, body={"error": {"code": "Throttled"}}, headers={"Retry-After": "0"})
 UNAVAILABLE = Fault(status=503, body={"error": {"code": "ServiceUnavailable"}})
+CALL = {"to": "+15558675310", "from": "+15017122661"}
 
 
 def test_secrets_are_read_with_the_managed_identity(vault: KeyVaultStandIn) -> None:
@@ -54,7 +59,7 @@ def test_a_cold_start_asks_for_one_token_then_reads_both_secrets_at_once(vault: 
 def test_a_forbidden_vault_answers_503_naming_vault_and_secret(vault: KeyVaultStandIn) -> None:
     vault.fail_next(Fault(status=403, body={"error": {"code": "Forbidden"}}), Fault(status=403, body={}))
 
-    response = signed_post("sms_url", fixture("incoming_sms"))
+    response = post_json("make_call", CALL)
 
     assert response.status_code == 503
     error = error_of(response)
@@ -67,7 +72,7 @@ def test_a_forbidden_vault_answers_503_naming_vault_and_secret(vault: KeyVaultSt
 def test_a_missing_secret_answers_503_naming_it(vault: KeyVaultStandIn) -> None:
     del vault.secrets["twilio-auth-token"]
 
-    response = signed_post("sms_url", fixture("incoming_sms"))
+    response = post_json("make_call", CALL)
 
     assert response.status_code == 503
     assert error_of(response)["target"] == "twilio-auth-token"
@@ -84,7 +89,7 @@ def test_transient_vault_faults_are_retried(vault: KeyVaultStandIn, fault: Fault
 def test_a_vault_that_stays_down_answers_503_after_bounded_retries(vault: KeyVaultStandIn) -> None:
     vault.fail_next(*[UNAVAILABLE] * 50)
 
-    response = signed_post("sms_url", fixture("incoming_sms"))
+    response = post_json("make_call", CALL)
 
     assert response.status_code == 503
     assert "could not be read" in error_of(response)["message"]
@@ -96,7 +101,7 @@ def test_no_managed_identity_answers_503_saying_so(vault: KeyVaultStandIn, env: 
     env.setenv("IDENTITY_HEADER", "wrong-header")
     env.setenv("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")
 
-    response = signed_post("sms_url", fixture("incoming_sms"))
+    response = post_json("make_call", CALL)
 
     assert response.status_code == 503
     assert "managed identity" in error_of(response)["message"]

@@ -177,3 +177,116 @@ def test_make_call_with_a_bad_from_number_setting_answers_503_naming_it(
     assert response.status_code == 503
     assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "TWILIO_FROM_NUMBER")
     assert twilio.received == []
+
+
+@pytest.mark.parametrize(
+    "forwarded",
+    [{"X-Forwarded-Host": "evil.example"}, {"X-Forwarded-Proto": "https://evil.example/#"}],
+    ids=["host", "proto"],
+)
+def test_make_call_ignores_forwarded_headers_for_callbacks(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, forwarded: dict[str, str]
+) -> None:
+    env.setenv("TRUST_FORWARDED_HEADERS", "true")
+    body = b'{"to": "+15558675310"}'
+    response = invoke("make_call", body=body, headers={"Content-Type": "application/json", **forwarded})
+
+    assert response.status_code == 201
+    assert twilio.received[0].field("Url").startswith("https://myapp.azurewebsites.net/api/voice_url?")
+    assert twilio.received[0].field("StatusCallback") == "https://myapp.azurewebsites.net/api/call_status"
+
+
+def test_make_call_calls_back_on_website_hostname_in_azure(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
+    env.setenv("WEBSITE_HOSTNAME", "myapp.azurewebsites.net")
+    post_json("make_call", {"to": "+15558675310"}, url="http://10.0.0.5:8080/api/make_call")
+
+    assert twilio.received[0].field("Url").startswith("https://myapp.azurewebsites.net/api/voice_url?")
+    assert twilio.received[0].field("StatusCallback") == "https://myapp.azurewebsites.net/api/call_status"
+
+
+def test_make_call_prefers_public_base_url_to_website_hostname(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
+    env.setenv("WEBSITE_HOSTNAME", "myapp.azurewebsites.net")
+    env.setenv("PUBLIC_BASE_URL", "https://voice.example.com")
+    post_json("make_call", {"to": "+15558675310"})
+
+    assert twilio.received[0].field("StatusCallback") == "https://voice.example.com/api/call_status"
+
+
+def test_make_call_puts_the_path_of_public_base_url_before_api(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
+    env.setenv("PUBLIC_BASE_URL", "https://gateway.example.com/twilio")
+    post_json("make_call", {"to": "+15558675310"})
+
+    assert twilio.received[0].field("StatusCallback") == "https://gateway.example.com/twilio/api/call_status"
+
+
+@pytest.mark.parametrize("value", ["https://pub.example:abc", "https://pub.example/?x=1"])
+def test_make_call_with_a_malformed_public_base_url_answers_503_naming_it(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, value: str
+) -> None:
+    env.setenv("PUBLIC_BASE_URL", value)
+    response = post_json("make_call", {"to": "+15558675310"})
+
+    assert response.status_code == 503
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "PUBLIC_BASE_URL")
+    assert twilio.received == []
+
+
+def test_make_call_refuses_a_lone_surrogate_naming_the_parameter(twilio: TwilioStandIn) -> None:
+    body = b'{"to": "+14155550100", "message": "a\\ud800b"}'
+    response = invoke("make_call", body=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("invalid_parameter", "message")
+    assert twilio.received == []
+
+
+def test_make_call_refuses_a_lone_surrogate_in_a_member_name(twilio: TwilioStandIn) -> None:
+    response = invoke("make_call", body=b'{"\\udc00": 1}', headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "invalid_json"
+
+
+def test_make_call_refuses_deeply_nested_json(twilio: TwilioStandIn) -> None:
+    response = invoke("make_call", body=b"[" * 1000, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "invalid_json"
+
+
+def test_make_call_refuses_a_declared_content_length_over_64_kib(twilio: TwilioStandIn) -> None:
+    headers = {"Content-Type": "application/json", "Content-Length": "65537"}
+    response = invoke("make_call", body=b'{"to": "+15558675310"}', headers=headers)
+
+    assert response.status_code == 413
+    assert twilio.received == []
+
+
+def test_make_call_refuses_a_premium_rate_number_without_any_list(twilio: TwilioStandIn) -> None:
+    response = post_json("make_call", {"to": "+19002345678"})
+
+    assert response.status_code == 403
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("destination_not_allowed", "to")
+    assert twilio.received == []
+
+
+def test_make_call_refuses_jamaica_when_only_us_and_canada_are_allowed(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("ALLOWED_DESTINATIONS", "US,CA")
+
+    assert post_json("make_call", {"to": "+18762101234"}).status_code == 403
+    assert post_json("make_call", {"to": "+14155550100"}).status_code == 201
+    assert [sent.field("To") for sent in twilio.received] == ["+14155550100"]
+
+
+@pytest.mark.parametrize("value", [",", "US,XX"])
+def test_make_call_with_an_unusable_allowed_destinations_answers_503_naming_it(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, value: str
+) -> None:
+    env.setenv("ALLOWED_DESTINATIONS", value)
+    response = post_json("make_call", {"to": "+14155550100"})
+
+    assert response.status_code == 503
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "ALLOWED_DESTINATIONS")
+    assert twilio.received == []

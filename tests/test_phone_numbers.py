@@ -1,4 +1,4 @@
-"""E.164 numbers and the destinations allowed."""
+"""E.164 numbers as callers and settings write them."""
 
 from __future__ import annotations
 
@@ -39,14 +39,6 @@ def test_a_missing_number_is_named() -> None:
     assert (raised.value.status, raised.value.code, raised.value.target) == (400, "missing_parameter", "to")
 
 
-def test_destinations_outside_the_allowed_prefixes_are_refused() -> None:
-    phone_numbers.check_destination("+15558675310", ("+1", "+44"))
-
-    with pytest.raises(ApiError) as raised:
-        phone_numbers.check_destination("+2348012345678", ("+1", "+44"))
-
-    assert (raised.value.status, raised.value.code) == (403, "destination_not_allowed")
-
-
-def test_every_destination_is_allowed_without_a_list() -> None:
-    phone_numbers.check_destination("+2348012345678", ())
+def test_a_masked_number_hides_its_last_four_digits() -> None:
+    assert phone_numbers.masked("+18765550123") == "+1876555****"
+    assert phone_numbers.masked("+12345") == "****"

@@ -44,3 +44,18 @@ def test_an_unexpected_exception_is_a_500_without_its_details(caplog: pytest.Log
     assert b"internal detail" not in response.get_body()
     assert "token=abc" not in caplog.text
     assert "internal detail" in caplog.text
+
+
+def test_a_body_over_64_kib_is_refused_before_the_handler_runs() -> None:
+    ran: list[bool] = []
+
+    @answers_errors
+    def handler(req: func.HttpRequest) -> func.HttpResponse:
+        ran.append(True)
+        return func.HttpResponse(status_code=204)
+
+    response = handler(func.HttpRequest("POST", "https://myapp.azurewebsites.net/api/x", body=b"x" * 65_537))
+
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "payload_too_large"
+    assert ran == []

@@ -18,13 +18,6 @@ from tests.support import body_json, error_of, eventually, post_json
 from tests.test_host import listening
 
 
-@pytest.fixture(scope="module")
-def prism() -> Iterator[Prism]:
-    server = Prism(port=free_port()).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def gateway(prism: Prism) -> SandboxGateway:
     return SandboxGateway(prism.url)

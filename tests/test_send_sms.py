@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devtools.standins import TwilioStandIn
-from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, post_form, post_json
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, invoke, post_form, post_json
 
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 
@@ -55,3 +55,57 @@ def test_send_sms_accepts_a_body_of_1600_characters(twilio: TwilioStandIn) -> No
     response = post_json("send_sms", {"to": "+15558675310", "body": "x" * 1600})
 
     assert response.status_code == 201
+
+
+def test_send_sms_refuses_a_lone_surrogate_naming_the_parameter(twilio: TwilioStandIn) -> None:
+    body = b'{"to": "+14155550100", "body": "a\\ud800b"}'
+    response = invoke("send_sms", body=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("invalid_parameter", "body")
+    assert twilio.received == []
+
+
+def test_send_sms_refuses_a_body_over_64_kib(twilio: TwilioStandIn) -> None:
+    response = post_form("send_sms", {"to": "+15558675310", "body": "x" * 65_536})
+
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "payload_too_large"
+    assert twilio.received == []
+
+
+def test_send_sms_refuses_a_premium_rate_number_under_an_allowed_prefix(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("ALLOWED_DESTINATIONS", "+44")
+    response = post_json("send_sms", {"to": "+449012345678", "body": "Hi"})
+
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "destination_not_allowed"
+    assert twilio.received == []
+
+
+def test_send_sms_reaches_premium_numbers_when_allowed(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
+    env.setenv("ALLOW_PREMIUM_DESTINATIONS", "true")
+
+    assert post_json("send_sms", {"to": "+449012345678", "body": "Hi"}).status_code == 201
+
+
+def test_send_sms_refuses_the_bahamas_when_only_us_and_canada_are_allowed(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("ALLOWED_DESTINATIONS", "US,CA")
+    response = post_json("send_sms", {"to": "+12423456789", "body": "Hi"})
+
+    assert response.status_code == 403
+    assert twilio.received == []
+
+
+def test_send_sms_with_an_empty_allowed_destinations_list_answers_503(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("ALLOWED_DESTINATIONS", " , ")
+    response = post_json("send_sms", {"to": "+14155550100", "body": "Hi"})
+
+    assert response.status_code == 503
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "ALLOWED_DESTINATIONS")

@@ -23,6 +23,8 @@ def test_settings_are_read_from_the_environment(env: pytest.MonkeyPatch) -> None
     env.setenv("TRUST_FORWARDED_HEADERS", "TRUE")
     env.setenv("TWILIO_HTTP_TIMEOUT", "2.5")
     env.setenv("PUBLIC_BASE_URL", "https://calls.example.com/")
+    env.setenv("WEBSITE_HOSTNAME", "myapp.azurewebsites.net")
+    env.setenv("ALLOW_PREMIUM_DESTINATIONS", "true")
 
     settings = get_settings()
 
@@ -31,6 +33,30 @@ def test_settings_are_read_from_the_environment(env: pytest.MonkeyPatch) -> None
     assert settings.trust_forwarded_headers is True
     assert settings.twilio_http_timeout == 2.5
     assert settings.public_base_url == "https://calls.example.com"
+    assert settings.website_hostname == "myapp.azurewebsites.net"
+    assert settings.allow_premium_destinations is True
+
+
+def test_allowed_destinations_take_region_codes_and_prefixes(env: pytest.MonkeyPatch) -> None:
+    env.setenv("ALLOWED_DESTINATIONS", " us, CA ,+44,")
+
+    settings = get_settings()
+
+    assert settings.allowed_destinations == ("US", "CA", "+44")
+    assert (settings.destination_regions, settings.destination_prefixes) == (frozenset({"US", "CA"}), ("+44",))
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_allowed_destinations_unset_or_empty_means_every_destination(env: pytest.MonkeyPatch, value: str) -> None:
+    env.setenv("ALLOWED_DESTINATIONS", value)
+
+    assert get_settings().allowed_destinations == ()
+
+
+def test_public_base_url_keeps_its_path_prefix(env: pytest.MonkeyPatch) -> None:
+    env.setenv("PUBLIC_BASE_URL", "https://api.example.com:8443/twilio/")
+
+    assert get_settings().public_base_url == "https://api.example.com:8443/twilio"
 
 
 def test_settings_are_read_once(env: pytest.MonkeyPatch) -> None:
@@ -50,7 +76,22 @@ def test_settings_are_read_once(env: pytest.MonkeyPatch) -> None:
         ("PUBLIC_BASE_URL", "myapp.azurewebsites.net"),
         ("TWILIO_API_BASE_URL", "ftp://127.0.0.1"),
         ("ALLOWED_DESTINATIONS", "1,44"),
+        ("ALLOWED_DESTINATIONS", ","),
+        ("ALLOWED_DESTINATIONS", " , ,"),
+        ("ALLOWED_DESTINATIONS", "USA,CA"),
+        ("ALLOWED_DESTINATIONS", "US,+0"),
+        ("ALLOW_PREMIUM_DESTINATIONS", "sometimes"),
         ("TRUST_FORWARDED_HEADERS", "maybe"),
+        ("PUBLIC_BASE_URL", "https://pub.example:abc"),
+        ("PUBLIC_BASE_URL", "https://pub.example:0"),
+        ("PUBLIC_BASE_URL", "https://"),
+        ("PUBLIC_BASE_URL", "https:///api"),
+        ("PUBLIC_BASE_URL", "https://pub.example/?x=1"),
+        ("PUBLIC_BASE_URL", "https://pub.example/#top"),
+        ("PUBLIC_BASE_URL", "https://user@pub.example"),
+        ("PUBLIC_BASE_URL", "https://[pub.example"),
+        ("WEBSITE_HOSTNAME", "myapp.azurewebsites.net/x"),
+        ("WEBSITE_HOSTNAME", "myapp:99999"),
     ],
 )
 def test_a_broken_setting_is_named_in_a_503(env: pytest.MonkeyPatch, name: str, value: str) -> None:

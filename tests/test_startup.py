@@ -50,3 +50,22 @@ def test_startup_with_a_broken_setting_logs_it_and_loads(
         on_load()
 
     assert "Setting SECRET_CACHE_TTL must be a number of seconds" in caplog.text
+
+
+def test_startup_logs_a_malformed_public_base_url(env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    env.setenv("PUBLIC_BASE_URL", "https://pub.example:abc")
+
+    with caplog.at_level(logging.ERROR):
+        on_load()
+
+    assert "Setting PUBLIC_BASE_URL must be an absolute http(s) URL" in caplog.text
+
+
+def test_startup_logs_an_unknown_region_code_in_allowed_destinations(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.setenv("ALLOWED_DESTINATIONS", "US,XX")
+
+    with caplog.at_level(logging.ERROR):
+        on_load()
+        assert eventually(lambda: "Setting ALLOWED_DESTINATIONS names unknown region codes XX" in caplog.text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -124,3 +125,121 @@ def test_concurrent_webhooks_after_a_rotation_all_pass(vault: KeyVaultStandIn) -
 
     assert statuses == [200] * 8
     assert vault.fetches["twilio-auth-token"] == 2
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+@pytest.mark.parametrize("host", ["[", "host:99999", "evil.example/#", "evil.example:443/x", "a b"])
+def test_webhook_ignores_a_malformed_forwarded_host(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, host: str
+) -> None:
+    env.setenv("TRUST_FORWARDED_HEADERS", "true")
+    with caplog.at_level(logging.WARNING):
+        response = signed_post("sms_url", fixture("incoming_sms"), url=INTERNAL, headers={"X-Forwarded-Host": host})
+
+    assert response.status_code == 200  # checked against the URL as received
+    assert "Ignored a malformed X-Forwarded-Host header" in caplog.text
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+@pytest.mark.parametrize("proto", ["https://evil.example/#", "HTTPS", "ftp", "https extra"])
+def test_webhook_ignores_a_forwarded_proto_other_than_http_or_https(env: pytest.MonkeyPatch, proto: str) -> None:
+    env.setenv("TRUST_FORWARDED_HEADERS", "true")
+    response = signed_post("sms_url", fixture("incoming_sms"), url=INTERNAL, headers={"X-Forwarded-Proto": proto})
+
+    assert response.status_code == 200
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+def test_webhook_logs_an_ignored_forwarded_header_only_as_a_repr(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.setenv("TRUST_FORWARDED_HEADERS", "true")
+    with caplog.at_level(logging.WARNING):
+        signed_post("sms_url", fixture("incoming_sms"), headers={"X-Forwarded-Host": "evil\nFORGED LOG LINE"})
+
+    assert "'evil\\nFORGED LOG LINE'" in caplog.text
+    assert "\nFORGED" not in caplog.text
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+def test_webhook_with_trust_and_a_malformed_forwarded_host_never_fails_unsigned(env: pytest.MonkeyPatch) -> None:
+    env.setenv("TRUST_FORWARDED_HEADERS", "true")
+    headers = {"X-Forwarded-Host": "[", "X-Twilio-Signature": "forged"}
+
+    assert invoke("voice_url", "GET", headers=headers).status_code == 403
+
+
+@pytest.mark.parametrize("name", ["voice_url", "sms_url", "call_status"])
+def test_webhook_refuses_a_body_over_64_kib_before_checking_the_signature(vault: KeyVaultStandIn, name: str) -> None:
+    response = signed_post(name, {"Body": "x" * 65_536})
+
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "payload_too_large"
+    assert vault.received == []  # no credential was needed to refuse it
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+def test_webhook_refuses_a_declared_content_length_over_64_kib() -> None:
+    response = signed_post("sms_url", fixture("incoming_sms"), headers={"Content-Length": "8000000"})
+
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("name", ["voice_url", "sms_url", "call_status"])
+def test_unsigned_webhook_is_refused_before_any_credential_is_read(vault: KeyVaultStandIn, name: str) -> None:
+    del vault.secrets["twilio-auth-token"]
+    response = invoke(name, body=b"CallSid=CA1", headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "invalid_signature"
+    assert vault.received == []
+
+
+def test_unsigned_webhook_with_nothing_configured_is_refused_without_naming_a_setting() -> None:
+    response = invoke("sms_url", body=b"Body=hi", headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    assert response.status_code == 403
+    assert "TWILIO" not in response.get_body().decode()
+
+
+UNAVAILABLE = {
+    "code": "service_unavailable",
+    "message": "The service is temporarily unavailable; try again later.",
+    "target": None,
+}
+
+
+def test_signed_webhook_without_the_vault_secret_answers_a_bare_503_and_logs_why(
+    vault: KeyVaultStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    del vault.secrets["twilio-auth-token"]
+    with caplog.at_level(logging.WARNING):
+        response = signed_post("sms_url", fixture("incoming_sms"))
+
+    assert response.status_code == 503
+    assert error_of(response) == UNAVAILABLE
+    assert f"Key Vault {vault.url} has no secret named 'twilio-auth-token'" in caplog.text
+
+
+def test_signed_webhook_with_nothing_configured_answers_a_bare_503_and_logs_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        response = signed_post("call_status", fixture("call_status_completed"))
+
+    assert response.status_code == 503
+    assert error_of(response) == UNAVAILABLE
+    assert "set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL" in caplog.text
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+def test_signed_webhook_with_a_malformed_public_base_url_answers_a_bare_503_and_logs_why(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.setenv("PUBLIC_BASE_URL", "https://pub.example:abc")
+    with caplog.at_level(logging.WARNING):
+        response = signed_post("voice_url", fixture("voice_call"))
+
+    assert response.status_code == 503
+    assert error_of(response) == UNAVAILABLE
+    assert "Setting PUBLIC_BASE_URL must be an absolute http(s) URL" in caplog.text

@@ -66,13 +66,6 @@ def example_number() -> str:
     return number
 
 
-@pytest.fixture(scope="module")
-def prism() -> Iterator[Prism]:
-    server = Prism(port=free_port()).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def sandbox(prism: Prism, env: pytest.MonkeyPatch) -> Iterator[SandboxGateway]:
     """Prism behind the sandbox gateway, which counts the requests it forwards."""
