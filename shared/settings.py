@@ -44,11 +44,16 @@ class Settings:
     website_hostname: str | None = None
     twilio_api_base_url: str | None = None
     twilio_http_timeout: float = 10.0
-    allowed_destinations: tuple[str, ...] = ()
+    # As set: parsed where used, so a mistake in it stops make_call and send_sms, not the webhooks.
+    destinations_setting: str = ""
     allow_premium_destinations: bool = False
     trust_forwarded_headers: bool = False
     secret_ttl: float = 900.0
     prefetch_secrets: bool = True
+
+    @functools.cached_property
+    def allowed_destinations(self) -> tuple[str, ...]:
+        return _destinations(self.destinations_setting, "ALLOWED_DESTINATIONS")
 
     @property
     def destination_prefixes(self) -> tuple[str, ...]:
@@ -75,7 +80,7 @@ class Settings:
             website_hostname=_host(environ, "WEBSITE_HOSTNAME"),
             twilio_api_base_url=_url(environ, "TWILIO_API_BASE_URL"),
             twilio_http_timeout=_seconds(environ, "TWILIO_HTTP_TIMEOUT", cls.twilio_http_timeout),
-            allowed_destinations=_destinations(environ, "ALLOWED_DESTINATIONS"),
+            destinations_setting=environ.get("ALLOWED_DESTINATIONS", ""),
             allow_premium_destinations=_flag(environ, "ALLOW_PREMIUM_DESTINATIONS", default=False),
             trust_forwarded_headers=_flag(environ, "TRUST_FORWARDED_HEADERS", default=False),
             secret_ttl=_seconds(environ, "SECRET_CACHE_TTL", cls.secret_ttl),
@@ -135,10 +140,10 @@ def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
     raise ConfigurationError(name, "must be true or false")
 
 
-def _destinations(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+def _destinations(setting: str, name: str) -> tuple[str, ...]:
     """Region codes (upper-cased) and E.164 prefixes; unset means every destination, but a
     list that names nothing (such as ",") is a mistake, never a licence to dial anywhere."""
-    raw = environ.get(name, "").strip()
+    raw = setting.strip()
     entries = tuple(entry.strip() for entry in raw.split(",") if entry.strip())
     if raw and not entries:
         raise ConfigurationError(name, "names no destination: list region codes or prefixes such as US,CA or +1,+44")

@@ -11,6 +11,8 @@ from shared.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
+_OUTBOUND_STOPPED = "make_call and send_sms will answer 503 until it is fixed."
+
 
 def on_load() -> None:
     try:
@@ -24,7 +26,12 @@ def on_load() -> None:
         )
     if settings.key_vault_url and settings.prefetch_secrets:
         credentials.prefetch()
-    if settings.destination_regions:
+    try:
+        regions = settings.destination_regions
+    except ApiError as error:
+        logger.error("%s %s", error.message, _OUTBOUND_STOPPED)
+        return
+    if regions:
         threading.Thread(target=_check_regions, args=(settings,), name="destinations-check", daemon=True).start()
 
 
@@ -35,4 +42,4 @@ def _check_regions(settings: Settings) -> None:
     try:
         checked_regions(settings)
     except ApiError as error:
-        logger.error("%s make_call and send_sms will answer 503 until it is fixed.", error.message)
+        logger.error("%s %s", error.message, _OUTBOUND_STOPPED)

@@ -55,7 +55,8 @@ def test_sms_url_without_credentials_answers_503_naming_nothing(env: pytest.Monk
     }
 
 
-def test_sms_url_answers_even_when_an_outbound_setting_is_wrong(env: pytest.MonkeyPatch) -> None:
-    env.setenv("TWILIO_FROM_NUMBER", "MyBrand")
+@pytest.mark.parametrize(("name", "value"), [("TWILIO_FROM_NUMBER", "MyBrand"), ("ALLOWED_DESTINATIONS", ",")])
+def test_sms_url_answers_even_when_an_outbound_setting_is_wrong(env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    env.setenv(name, value)
 
     assert signed_post("sms_url", fixture("incoming_sms")).status_code == 200

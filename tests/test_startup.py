@@ -61,6 +61,18 @@ def test_startup_logs_a_malformed_public_base_url(env: pytest.MonkeyPatch, caplo
     assert "Setting PUBLIC_BASE_URL must be an absolute http(s) URL" in caplog.text
 
 
+def test_startup_logs_an_allowed_destinations_that_names_nothing(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.setenv("ALLOWED_DESTINATIONS", ",")
+
+    with caplog.at_level(logging.ERROR):
+        on_load()
+
+    assert "Setting ALLOWED_DESTINATIONS names no destination" in caplog.text
+    assert "make_call and send_sms will answer 503" in caplog.text
+
+
 def test_startup_logs_an_unknown_region_code_in_allowed_destinations(
     env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
