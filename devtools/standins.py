@@ -201,6 +201,7 @@ class TwilioStandIn(StandIn):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.numbers: dict[str, dict[str, Any]] = {}  # the account's IncomingPhoneNumbers, by SID
+        self.sids: list[str] = []  # of the calls and messages created, in order
 
     def creations(self) -> list[Received]:
         return [r for r in self.received if r.method == "POST" and self.CREATE.match(r.path)]
@@ -250,6 +251,7 @@ class TwilioStandIn(StandIn):
             "from": request.field("From"),
             "api_version": "2010-04-01",
         }
+        self.sids.append(resource["sid"])
         return 201, resource, {}
 
     def _numbers(self, request: Received, sid: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:

@@ -136,33 +136,31 @@ def test_a_slow_background_refresh_cannot_undo_a_newer_forced_one() -> None:
     assert store.get().auth_token == "rotated"
 
 
-def test_a_forced_re_read_within_a_minute_of_the_last_is_refused() -> None:
+def forced_re_read() -> tuple[Clock, Source, CredentialStore, TwilioCredentials]:
+    """A store that has just re-read a rotated token on demand, and a source rotated once more."""
     clock, source = Clock(), Source()
     store = CredentialStore(source, ttl=900, clock=clock)
     first = store.get()
     source.token = "rotated"
     second = store.refresh(first)
     assert second == TwilioCredentials("AC1", "rotated")
-
     source.token = "rotated-again"
+    return clock, source, store, second
+
+
+def test_a_forced_re_read_within_a_minute_of_the_last_is_refused() -> None:
+    clock, source, store, current = forced_re_read()
     clock.now += 59.99
 
-    assert store.refresh(second) is None
+    assert store.refresh(current) is None
     assert source.reads == 2
 
 
 def test_a_forced_re_read_is_allowed_again_a_minute_after_the_last() -> None:
-    clock, source = Clock(), Source()
-    store = CredentialStore(source, ttl=900, clock=clock)
-    first = store.get()
-    source.token = "rotated"
-    second = store.refresh(first)
-    assert second == TwilioCredentials("AC1", "rotated")
-
-    source.token = "rotated-again"
+    clock, source, store, current = forced_re_read()
     clock.now += 60
 
-    assert store.refresh(second) == TwilioCredentials("AC1", "rotated-again")
+    assert store.refresh(current) == TwilioCredentials("AC1", "rotated-again")
     assert source.reads == 3
 
 

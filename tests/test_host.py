@@ -331,7 +331,7 @@ def test_the_host_answers_the_public_base_url_name_behind_a_tunnel() -> None:
     assert response.status_code == 404
 
 
-def test_make_run_serves_the_app_on_the_sandbox_end_to_end() -> None:
+def test_the_local_host_serves_the_app_on_the_sandbox_end_to_end() -> None:
     port, prism_port = free_port(), free_port()
     process = start_host("--port", str(port), "--prism-port", str(prism_port))
     base = f"http://127.0.0.1:{port}"

@@ -18,9 +18,12 @@ def test_send_sms_sends_the_message_with_twilio(twilio: TwilioStandIn) -> None:
     assert (sent.method, sent.path) == ("POST", MESSAGES_PATH)
     assert sent.basic_auth() == (ACCOUNT_SID, AUTH_TOKEN)
     assert sent.form == {"To": ["+15558675310"], "From": ["+15017122661"], "Body": ["Your code is 1234"]}
-    answer = body_json(response)
-    assert answer["sid"].startswith("SM")
-    assert answer == {"sid": answer["sid"], "status": "queued", "to": "+15558675310", "from": "+15017122661"}
+    assert body_json(response) == {
+        "sid": twilio.sids[0],
+        "status": "queued",
+        "to": "+15558675310",
+        "from": "+15017122661",
+    }
 
 
 def test_send_sms_reads_a_form_body_with_its_own_from(twilio: TwilioStandIn) -> None:

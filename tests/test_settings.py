@@ -5,16 +5,24 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import ApiError
-from shared.settings import DEFAULT_SMS_REPLY, DEFAULT_VOICE_MESSAGE, Settings, get_settings
+from shared.settings import get_settings
 
 
-def test_defaults_without_any_setting() -> None:
+def test_defaults_without_any_setting_are_the_documented_ones() -> None:
     settings = get_settings()
 
-    assert settings == Settings()
-    assert (settings.voice_message, settings.sms_reply) == (DEFAULT_VOICE_MESSAGE, DEFAULT_SMS_REPLY)
+    assert settings.key_vault_url is None
     assert (settings.account_sid_secret, settings.auth_token_secret) == ("twilio-account-sid", "twilio-auth-token")
-    assert settings.twilio_http_timeout == 10.0
+    assert settings.from_number is None
+    assert settings.voice_message == "Hello Monkey!"
+    assert settings.sms_reply == "Hey, thanks for the ping! Twilio and Azure rock!"
+    assert (settings.public_base_url, settings.website_hostname, settings.twilio_api_base_url) == (None, None, None)
+    assert settings.trust_forwarded_headers is False
+    assert settings.allowed_destinations == ()
+    assert settings.allow_premium_destinations is False
+    assert settings.twilio_http_timeout == 10
+    assert settings.secret_ttl == 900
+    assert settings.prefetch_secrets is True
 
 
 def test_settings_are_read_from_the_environment(env: pytest.MonkeyPatch) -> None:
