@@ -8,11 +8,11 @@ INFRA_VENV := .venv-infra
 
 .PHONY: test run bench lint check-infra setup clean
 
-test: setup
+test: setup $(INFRA_VENV)/.installed
 	$(PY) -m pytest
 
 # The deployment checks alone (part of `make test`): Bicep parsed and scanned, requirements resolved per Python, package contents.
-check-infra: setup
+check-infra: setup $(INFRA_VENV)/.installed
 	$(PY) -m pytest tests/test_infra.py tests/test_requirements.py tests/test_funcignore.py
 
 # `make run PORT=7072 PRISM_PORT=4011` when the defaults are taken.
@@ -30,7 +30,7 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-setup: $(VENV)/.installed $(SANDBOX)/node_modules/.installed $(INFRA_VENV)/.installed
+setup: $(VENV)/.installed $(SANDBOX)/node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGHUP, _stop)
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        signal.signal(signal.SIGHUP, _stop)
     prism = Prism(args.host, args.prism_port) if sandbox else None
     try:
         return _serve(args, prism)

@@ -7,7 +7,8 @@ or the Key Vault secrets under KEY_VAULT_URL) and honours TWILIO_API_BASE_URL, s
 run the app also wire its number. The number's status callback is left alone: call_status serves
 only the calls make_call places, and those name it themselves.
 
-Exit status: 0 wired (or already), 1 the number or Twilio or the credentials failed, 2 bad arguments.
+Exit status: 0 wired (or already), 1 the number or Twilio failed, 2 bad arguments, 3 no credentials (yet:
+the first `azd up` comes before `az keyvault secret set`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 NAME = "wire_twilio"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NO_CREDENTIALS = 3
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
 # Twilio ignores the number's own webhook while one of these routes its calls or texts elsewhere.
 OVERRIDES = {"voice_application_sid": "voice_url", "trunk_sid": "voice_url", "sms_application_sid": "sms_url"}
@@ -205,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         return wire(args.number, args.base_url, dry_run=args.dry_run)
     except ApiError as error:
         _to_stderr(_explain(error))
+        if error.code == "credentials_unavailable":
+            return EXIT_NO_CREDENTIALS
     except Exception as error:  # such as an answer that is not Twilio's JSON, from a wrong TWILIO_API_BASE_URL
         api = get_settings().twilio_api_base_url or "https://api.twilio.com"
         _to_stderr(f"unexpected {type(error).__name__} while talking to the Twilio API at {api}.")

@@ -62,7 +62,7 @@ param twilioAuthToken string = ''
 @description('Default from number of make_call and send_sms, E.164.')
 param twilioFromNumber string = ''
 
-@description('Comma-separated E.164 prefixes that make_call and send_sms may reach (+1,+44). Empty: every destination.')
+@description('Who make_call and send_sms may reach: ISO 3166 region codes and/or E.164 prefixes (US,CA or +1,+44). Empty: every destination.')
 param allowedDestinations string = ''
 
 @description('The base URL Twilio uses when a custom domain or a proxy sits in front of the app. Empty: the app\'s own URL.')
@@ -146,7 +146,6 @@ module functionApp 'app/function.bicep' = {
     alwaysReadyInstanceCount: alwaysReadyInstanceCount
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     blobServiceUri: storage.outputs.blobServiceUri
-    queueServiceUri: storage.outputs.queueServiceUri
     tableServiceUri: storage.outputs.tableServiceUri
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     keyVaultUrl: keyVault.outputs.uri

@@ -25,6 +25,8 @@ ARTEFACTS = (
     ".ruff_cache/CACHEDIR.TAG",
     ".hypothesis/examples/0/0",
     "mutants/shared/settings.py",
+    ".python_packages/lib/site-packages/twilio/__init__.py",
+    "node_modules/.bin/azurite",
 )
 
 

@@ -31,7 +31,6 @@ KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 STORAGE_DATA_ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",  # Storage Blob Data Owner
-    "974c5e8b-45b9-4653-ba55-5f855dd0fb88",  # Storage Queue Data Contributor
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",  # Storage Table Data Contributor
 }
 TWILIO_PARAMETERS = ("twilioAccountSid", "twilioAuthToken")
@@ -339,10 +338,11 @@ def test_host_storage_connection_is_identity_based() -> None:
 
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
-    for service in ("blob", "queue", "table"):
+    for service in ("blob", "table"):
         assert settings[f"AzureWebJobsStorage__{service}ServiceUri"] == f"{service}ServiceUri"
         assert dotted(module_params("functionApp")[f"{service}ServiceUri"]) == f"storage.outputs.{service}ServiceUri"
     assert "AzureWebJobsStorage" not in settings
+    assert "AzureWebJobsStorage__queueServiceUri" not in settings  # an HTTP-only app uses no queue
 
 
 def test_app_settings_point_default_azure_credential_at_the_vault() -> None:

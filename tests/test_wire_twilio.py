@@ -370,7 +370,7 @@ def test_wire_twilio_explains_an_answer_that_is_not_twilio(
 def test_wire_twilio_says_which_credentials_are_missing(capsys: pytest.CaptureFixture[str]) -> None:
     outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
 
-    assert outcome.code == 1
+    assert outcome.code == 3
     assert outcome.err == (
         "wire_twilio: Twilio credentials are not configured:"
         " set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL.\n"
@@ -441,7 +441,7 @@ def test_wire_twilio_says_which_vault_secret_it_could_not_read(
     del vault.secrets["twilio-auth-token"]
     outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
 
-    assert outcome.code == 1
+    assert outcome.code == 3
     assert outcome.err == (
         f"wire_twilio: Key Vault {vault.url} has no secret named 'twilio-auth-token'."
         " Run from your machine, the vault is read with your Azure sign-in (az login or azd auth login).\n"
@@ -536,6 +536,17 @@ def test_postdeploy_fails_when_the_number_cannot_be_wired(twilio: TwilioStandIn)
         f"wire_twilio: {NUMBER} is not a phone number of this Twilio account: buy or port it first,"
         " or use the credentials of the (sub)account that owns it.\n"
     )
+
+
+def test_postdeploy_before_the_secrets_are_set_succeeds_and_says_what_to_do(
+    twilio: TwilioStandIn, number: dict[str, Any], vault: KeyVaultStandIn
+) -> None:
+    vault.secrets.clear()
+    done = run_hook(hook_environ(twilio, **vault.environ()))
+
+    assert done.returncode == 0, done.stderr
+    assert "Set the Twilio secrets, then run: azd hooks run postdeploy" in done.stdout
+    assert twilio.received == []
 
 
 def test_postdeploy_says_how_to_install_the_requirements_when_python_lacks_them(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ param maximumInstanceCount int
 param alwaysReadyInstanceCount int
 param deploymentContainerUrl string
 param blobServiceUri string
-param queueServiceUri string
 param tableServiceUri string
 param applicationInsightsConnectionString string
 param keyVaultUrl string
@@ -34,10 +33,6 @@ var appSettings = [
   {
     name: 'AzureWebJobsStorage__blobServiceUri'
     value: blobServiceUri
-  }
-  {
-    name: 'AzureWebJobsStorage__queueServiceUri'
-    value: queueServiceUri
   }
   {
     name: 'AzureWebJobsStorage__tableServiceUri'

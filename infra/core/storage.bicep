@@ -7,7 +7,6 @@ param identityPrincipalId string
 
 var deploymentContainerName = 'app-package'
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 
 resource storage 'Microsoft.Storage/storageAccounts@2025-01-01' = {
@@ -61,16 +60,6 @@ resource identityOwnsBlobs 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
-resource identityUsesQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identityPrincipalId, storageQueueDataContributor)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
-    principalId: identityPrincipalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
 resource identityUsesTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, identityPrincipalId, storageTableDataContributor)
   scope: storage
@@ -82,6 +71,5 @@ resource identityUsesTables 'Microsoft.Authorization/roleAssignments@2022-04-01'
 }
 
 output blobServiceUri string = storage.properties.primaryEndpoints.blob
-output queueServiceUri string = storage.properties.primaryEndpoints.queue
 output tableServiceUri string = storage.properties.primaryEndpoints.table
 output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainer.name}'

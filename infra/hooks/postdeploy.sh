@@ -43,4 +43,11 @@ if ! "$python" -c 'import twilio.rest, azure.identity, azure.keyvault.secrets' 2
 fi
 
 echo "Pointing $TWILIO_PHONE_NUMBER at $base_url"
-exec "$python" -m devtools.wire_twilio --number "$TWILIO_PHONE_NUMBER" --base-url "$base_url"
+status=0
+"$python" -m devtools.wire_twilio --number "$TWILIO_PHONE_NUMBER" --base-url "$base_url" || status=$?
+if [ "$status" -eq 3 ]; then
+    # The first deployment comes before the secrets are set: the app is up, only the wiring waits.
+    echo "postdeploy: the number is not wired yet. Set the Twilio secrets, then run: azd hooks run postdeploy"
+    exit 0
+fi
+exit "$status"
