@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import cold, roundtrips, warm
+from bench import cold, roundtrips, state, warm
 from bench.table import Row, render
 
 SCENARIOS: dict[str, Callable[[], list[Row]]] = {
@@ -18,6 +18,7 @@ SCENARIOS: dict[str, Callable[[], list[Row]]] = {
     "first requests after a cold import": cold.first_request_rows,
     "warm webhooks beside the library floor": warm.rows,
     "warm traffic through the Key Vault and Twilio stand-ins": roundtrips.rows,
+    "make_call with its state in Table storage (Azurite)": state.rows,
 }
 
 

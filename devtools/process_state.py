@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-SETTING_PREFIXES = ("TWILIO_", "KEY_VAULT_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_")
+SETTING_PREFIXES = ("TWILIO_", "KEY_VAULT_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_", "AzureWebJobsStorage")
 SETTINGS = frozenset(
     {
         "VOICE_MESSAGE",
@@ -23,6 +23,9 @@ SETTINGS = frozenset(
         "SECRET_CACHE_TTL",
         "PREFETCH_SECRETS",
         "REQUESTS_CA_BUNDLE",
+        "DESTINATION_HOURLY_LIMIT",
+        "DAILY_LIMIT",
+        "LIMITS_FAIL_OPEN",
     }
 )
 

@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
-from shared.outbound import Call, place_call
+from shared.outbound import Call, deliver, place_call
 from shared.params import read_params
-from shared.responses import answers_errors, json_response
+from shared.responses import answers_errors
 
 bp = func.Blueprint()
 
@@ -14,4 +14,4 @@ bp = func.Blueprint()
 @answers_errors
 def make_call(req: func.HttpRequest) -> func.HttpResponse:
     call = Call.from_params(read_params(req))
-    return json_response(place_call(call, req), status=201)
+    return deliver(req, "make_call", call, lambda: place_call(call, req))

@@ -2,10 +2,10 @@
 
 import azure.functions as func
 
-from shared.outbound import Sms
+from shared.outbound import Sms, deliver
 from shared.outbound import send_sms as send
 from shared.params import read_params
-from shared.responses import answers_errors, json_response
+from shared.responses import answers_errors
 
 bp = func.Blueprint()
 
@@ -15,4 +15,4 @@ bp = func.Blueprint()
 @answers_errors
 def send_sms(req: func.HttpRequest) -> func.HttpResponse:
     sms = Sms.from_params(read_params(req))
-    return json_response(send(sms), status=201)
+    return deliver(req, "send_sms", sms, lambda: send(sms))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
 class ApiError(Exception):
     """A failure with the HTTP status and error body the caller should see.
 
-    The message is written for the caller; it never carries a secret value.
+    The message is written for the caller; it never carries a secret value. `outcome_unknown`
+    marks a request that reached Twilio without an answer: it may have placed a call or sent a text.
     """
 
     def __init__(
@@ -19,6 +21,8 @@ class ApiError(Exception):
         *,
         target: str | None = None,
         inner: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -26,6 +30,8 @@ class ApiError(Exception):
         self.message = message
         self.target = target
         self.inner = inner
+        self.headers = dict(headers or {})
+        self.outcome_unknown = outcome_unknown
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message, "target": self.target}

@@ -48,8 +48,9 @@ class _Vault:
 
 @functools.cache
 def _vault(vault_url: str) -> _Vault:
-    from azure.identity import DefaultAzureCredential
     from azure.keyvault.secrets import SecretClient
+
+    from shared.identity import credential
 
     authorized = threading.Event()
 
@@ -59,7 +60,7 @@ def _vault(vault_url: str) -> _Vault:
 
     client = SecretClient(
         vault_url,
-        DefaultAzureCredential(),
+        credential(),
         retry_total=4,
         retry_backoff_factor=0.2,
         retry_backoff_max=2,

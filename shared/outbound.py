@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import azure.functions as func
@@ -11,6 +11,7 @@ import azure.functions as func
 from shared import params, phone_numbers
 from shared.errors import ApiError
 from shared.public_url import function_url
+from shared.responses import json_response
 from shared.settings import ConfigurationError, get_settings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,37 @@ class Sms(NamedTuple):
             from_=_sender(values),
             body=params.text(values, "body", max_length=MAX_SMS_BODY),
         )
+
+
+def deliver(
+    req: func.HttpRequest, function: str, request: Call | Sms, send: Callable[[], dict[str, Any]]
+) -> func.HttpResponse:
+    """Send a checked call or text under the shared limits and the caller's Idempotency-Key, if any.
+
+    A keyed request that reached Twilio is remembered with its answer (201, or 502/504 whose
+    outcome is unknown); one refused before Twilio sent anything releases its key.
+    """
+    from shared import idempotency, limits  # on first use: their dataclasses weigh on the cold import
+
+    key = idempotency.requested_key(req)
+    if key is None:
+        limits.take_slot(request.to)
+        return json_response(send(), status=201)
+    claimed = idempotency.begin(function, key, idempotency.fingerprint(request))
+    if isinstance(claimed, idempotency.Replay):
+        logger.info("Replayed the answer (%d) to an earlier %s with the same Idempotency-Key", claimed.status, function)
+        return claimed.response()
+    try:
+        limits.take_slot(request.to)
+        answer = send()
+    except ApiError as error:
+        if error.outcome_unknown:
+            claimed.record(error.status, error.body())
+        else:
+            claimed.release()
+        raise
+    claimed.record(201, answer)
+    return json_response(answer, status=201)
 
 
 def place_call(call: Call, req: func.HttpRequest) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import azure.functions as func
@@ -18,12 +18,14 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
-def json_response(body: Any, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, ensure_ascii=False), status_code=status, mimetype="application/json")
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False), status_code=status, headers=headers, mimetype="application/json"
+    )
 
 
 def error_response(error: ApiError) -> func.HttpResponse:
-    return json_response(error.body(), error.status)
+    return json_response(error.body(), error.status, error.headers)
 
 
 def twiml_response(twiml: str) -> func.HttpResponse:

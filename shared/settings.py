@@ -10,13 +10,15 @@ import functools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared import hosts
 from shared.errors import ApiError
 
 DEFAULT_VOICE_MESSAGE = "Hello Monkey!"
 DEFAULT_SMS_REPLY = "Hey, thanks for the ping! Twilio and Azure rock!"
+DEFAULT_DESTINATION_HOURLY_LIMIT = 10
+STORAGE = "AzureWebJobsStorage"
 ROUTE_PREFIX = "api"
 
 _PREFIX = re.compile(r"\+[1-9][0-9]{0,14}")
@@ -50,10 +52,40 @@ class Settings:
     trust_forwarded_headers: bool = False
     secret_ttl: float = 900.0
     prefetch_secrets: bool = True
+    # The Functions host's own storage, as it finds it: a connection string (which may carry an
+    # account key), or identity-based settings.
+    storage_connection_string: str | None = field(default=None, repr=False)
+    storage_account_name: str | None = None
+    storage_table_service_uri: str | None = None
+    storage_client_id: str | None = None
+    # As set, like ALLOWED_DESTINATIONS: they concern make_call and send_sms alone.
+    destination_hourly_limit_setting: str = ""
+    daily_limit_setting: str = ""
+    limits_fail_open_setting: str = ""
 
     @functools.cached_property
     def allowed_destinations(self) -> tuple[str, ...]:
         return _destinations(self.destinations_setting, "ALLOWED_DESTINATIONS")
+
+    @functools.cached_property
+    def destination_hourly_limit(self) -> int | None:
+        """Calls and texts to one number per hour; 0 turns the limit off."""
+        return _limit(
+            self.destination_hourly_limit_setting, "DESTINATION_HOURLY_LIMIT", DEFAULT_DESTINATION_HOURLY_LIMIT
+        )
+
+    @functools.cached_property
+    def daily_limit(self) -> int | None:
+        """Calls and texts per UTC day for the whole app; unset or 0: no limit."""
+        return _limit(self.daily_limit_setting, "DAILY_LIMIT", None)
+
+    @functools.cached_property
+    def limits_fail_open(self) -> bool:
+        return _flag({"LIMITS_FAIL_OPEN": self.limits_fail_open_setting}, "LIMITS_FAIL_OPEN", default=False)
+
+    @property
+    def storage_configured(self) -> bool:
+        return bool(self.storage_connection_string or self.storage_account_name or self.storage_table_service_uri)
 
     @property
     def destination_prefixes(self) -> tuple[str, ...]:
@@ -85,6 +117,13 @@ class Settings:
             trust_forwarded_headers=_flag(environ, "TRUST_FORWARDED_HEADERS", default=False),
             secret_ttl=_seconds(environ, "SECRET_CACHE_TTL", cls.secret_ttl),
             prefetch_secrets=_flag(environ, "PREFETCH_SECRETS", default=True),
+            storage_connection_string=text(STORAGE),
+            storage_account_name=text(f"{STORAGE}__accountName"),
+            storage_table_service_uri=text(f"{STORAGE}__tableServiceUri"),
+            storage_client_id=text(f"{STORAGE}__clientId"),
+            destination_hourly_limit_setting=environ.get("DESTINATION_HOURLY_LIMIT", ""),
+            daily_limit_setting=environ.get("DAILY_LIMIT", ""),
+            limits_fail_open_setting=environ.get("LIMITS_FAIL_OPEN", ""),
         )
 
 
@@ -138,6 +177,15 @@ def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
     if raw in _FALSE:
         return False
     raise ConfigurationError(name, "must be true or false")
+
+
+def _limit(setting: str, name: str, default: int | None) -> int | None:
+    raw = setting.strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not raw.isascii():
+        raise ConfigurationError(name, "must be a whole number (0 turns the limit off)")
+    return int(raw) or None
 
 
 def _destinations(setting: str, name: str) -> tuple[str, ...]:

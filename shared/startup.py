@@ -27,6 +27,10 @@ def on_load() -> None:
     if settings.key_vault_url and settings.prefetch_secrets:
         credentials.prefetch()
     try:
+        settings.destination_hourly_limit, settings.daily_limit, settings.limits_fail_open  # noqa: B018 - parsed here
+    except ApiError as error:
+        logger.error("%s %s", error.message, _OUTBOUND_STOPPED)
+    try:
         regions = settings.destination_regions
     except ApiError as error:
         logger.error("%s %s", error.message, _OUTBOUND_STOPPED)

@@ -133,7 +133,7 @@ def _from_twilio(error: TwilioException, outcome: str) -> ApiError:
         status, code, detail = error.status, error.code, error.detail or error.title
     else:
         logger.warning("Twilio client error: %s", type(error).__name__)
-        return ApiError(502, "twilio_error", f"The Twilio client failed; {outcome} is unknown.")
+        return ApiError(502, "twilio_error", f"The Twilio client failed; {outcome} is unknown.", outcome_unknown=True)
     inner = {"twilio_status": status, "twilio_code": code}
     if code:
         inner["more_info"] = f"https://www.twilio.com/docs/errors/{code}"
@@ -161,7 +161,11 @@ def _from_twilio(error: TwilioException, outcome: str) -> ApiError:
             inner=inner,
         )
     return ApiError(
-        502, "twilio_error", f"Twilio answered {status}; {outcome} is unknown, check before retrying.", inner=inner
+        502,
+        "twilio_error",
+        f"Twilio answered {status}; {outcome} is unknown, check before retrying.",
+        inner=inner,
+        outcome_unknown=True,
     )
 
 
@@ -176,12 +180,16 @@ def _from_transport(error: requests.RequestException, outcome: str) -> ApiError:
             504,
             "twilio_timeout",
             f"Twilio did not answer within {timeout:g} s; {outcome} is unknown, check before retrying.",
+            outcome_unknown=True,
         )
     if _never_connected(error):
         return ApiError(502, "twilio_unreachable", "Twilio could not be reached; nothing was sent.")
     logger.warning("Connection to Twilio failed: %s", type(error).__name__)
     return ApiError(
-        502, "twilio_unreachable", f"The connection to Twilio failed; {outcome} is unknown, check before retrying."
+        502,
+        "twilio_unreachable",
+        f"The connection to Twilio failed; {outcome} is unknown, check before retrying.",
+        outcome_unknown=True,
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.azurite import Azurite
 from devtools.process_state import clear_caches, is_setting
 from devtools.sandbox import Prism
 from devtools.standins import KeyVaultStandIn, TwilioStandIn
@@ -66,3 +67,23 @@ def vault(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyVaultStandIn]:
         monkeypatch.setenv(name, value)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """Azurite's Table service on a free port, one for the test session."""
+    server = Azurite(free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def storage(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Azurite:
+    """Table storage with no tables yet (the app creates them), and the app configured to use it."""
+    from azure.data.tables import TableServiceClient
+
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    for table in service.list_tables():
+        service.delete_table(table.name)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    return azurite

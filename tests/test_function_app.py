@@ -56,7 +56,7 @@ def test_host_json_uses_the_v4_extension_bundle() -> None:
 def _import_in_fresh_interpreter(environ: dict[str, str]) -> list[str]:
     code = (
         "import sys, function_app\n"
-        "heavy = ('twilio.rest', 'azure.identity', 'azure.keyvault', 'requests', 'phonenumbers')\n"
+        "heavy = ('twilio.rest', 'azure.identity', 'azure.keyvault', 'azure.data.tables', 'requests', 'phonenumbers')\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
     result = subprocess.run(

@@ -1,0 +1,86 @@
+"""The app's Table storage, shared by every instance: where idempotency keys and limit counters live.
+
+It is found as the Functions host finds its own storage (AzureWebJobsStorage): a connection
+string (UseDevelopmentStorage=true for Azurite), or identity-based settings read with the app's
+credential. Imported where first needed: azure.data.tables weighs on every cold start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.data.tables import TableClient, TableServiceClient
+
+from shared.errors import ApiError
+from shared.settings import STORAGE, ConfigurationError, Settings, get_settings
+
+logger = logging.getLogger(__name__)
+# The Azure SDKs log every request's headers at INFO: two or more lines per make_call, kept out.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+
+# A store that is down or silent answers within about this many seconds, retries included:
+# make_call and send_sms wait on it before Twilio is asked.
+TOTAL_TIMEOUT = 4.0
+RETRY_AFTER = "5"
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 2,
+    "retry_backoff_factor": 0.1,
+    "retry_backoff_max": 1,
+    "timeout": TOTAL_TIMEOUT,
+    "connection_timeout": 1.5,
+    "read_timeout": 2,
+}
+
+
+class StateUnavailableError(ApiError):
+    """The store holding keys and limits cannot be used, so nothing is sent (fail closed)."""
+
+    def __init__(self, reason: str = "could not be reached") -> None:
+        message = f"The app's state store (Table storage) {reason}; nothing was sent. Try again shortly."
+        super().__init__(503, "state_unavailable", message, headers={"Retry-After": RETRY_AFTER})
+
+
+@contextlib.contextmanager
+def reachable(doing: str) -> Iterator[None]:
+    """A storage failure the caller does not handle itself answers 503 state_unavailable."""
+    try:
+        yield
+    except AzureError as error:
+        logger.warning("Table storage failed while %s: %s", doing, type(error).__name__)
+        raise StateUnavailableError() from None
+
+
+@functools.cache
+def table(name: str) -> TableClient:
+    """The table, created on its first use in this process (a failure is not cached: the next use retries)."""
+    client = _service().get_table_client(name)
+    with reachable(f"creating table {name}"), contextlib.suppress(ResourceExistsError):
+        client.create_table()
+    return client
+
+
+@functools.cache
+def _service() -> TableServiceClient:
+    settings = get_settings()
+    try:
+        if settings.storage_connection_string:
+            return TableServiceClient.from_connection_string(settings.storage_connection_string, **_CLIENT_OPTIONS)
+        from shared.identity import credential
+
+        return TableServiceClient(
+            _endpoint(settings), credential=credential(settings.storage_client_id), **_CLIENT_OPTIONS
+        )
+    except ValueError:
+        raise ConfigurationError(STORAGE, "does not name a usable storage account (see its Table service)") from None
+
+
+def _endpoint(settings: Settings) -> str:
+    """AzureWebJobsStorage__tableServiceUri, else the account's public Table endpoint."""
+    if settings.storage_table_service_uri:
+        return settings.storage_table_service_uri
+    return f"https://{settings.storage_account_name}.table.core.windows.net"

@@ -1,0 +1,69 @@
+"""What the idempotency and limits tests share: keyed requests, a Twilio that holds a request in
+flight, the app's tables read directly, and a store address where nothing listens."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import azure.functions as func
+import pytest
+from azure.data.tables import TableClient, TableServiceClient
+
+from devtools.azurite import Azurite
+from devtools.standins import Received, TwilioStandIn
+from tests.servers import free_port
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, invoke
+
+CALL = {"to": "+15558675310", "message": "Your table is ready"}
+SMS = {"to": "+15558675310", "body": "Your code is 1234"}
+
+
+def keyed(name: str, document: Mapping[str, str], key: str | None, *, form: bool = False) -> func.HttpResponse:
+    """A POST with JSON (or a form) and, unless None, an Idempotency-Key."""
+    sent = {} if key is None else {"Idempotency-Key": key}
+    if form:
+        body, content_type = urlencode(document).encode(), "application/x-www-form-urlencoded"
+    else:
+        body, content_type = json.dumps(document).encode(), "application/json"
+    return invoke(name, body=body, headers={"Content-Type": content_type, **sent})
+
+
+class HeldTwilio(TwilioStandIn):
+    """Twilio, holding every request while `gate` is closed: a first request stays in flight."""
+
+    def __init__(self) -> None:
+        super().__init__(ACCOUNT_SID, AUTH_TOKEN)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.arrived = threading.Event()
+
+    def answer(self, request: Received) -> tuple[int, dict[str, Any], dict[str, str]]:
+        self.arrived.set()
+        self.gate.wait()
+        return super().answer(request)
+
+
+@pytest.fixture
+def held_twilio(twilio: TwilioStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldTwilio]:
+    """A HeldTwilio in place of the `twilio` fixture's server, with the same settings."""
+    server = HeldTwilio().start()
+    monkeypatch.setenv("TWILIO_API_BASE_URL", server.url)
+    try:
+        yield server
+    finally:
+        server.gate.set()
+        server.stop()
+
+
+@pytest.fixture
+def unreachable_storage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AzureWebJobsStorage naming a Table endpoint where nothing listens: a store that is down."""
+    monkeypatch.setenv("AzureWebJobsStorage", Azurite(free_port()).connection_string)
+
+
+def table(azurite: Azurite, name: str) -> TableClient:
+    return TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(name)

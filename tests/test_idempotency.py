@@ -1,0 +1,239 @@
+"""Idempotency-Key on make_call and send_sms: replays, conflicts, what is remembered and what is released."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from devtools.azurite import Azurite
+from devtools.process_state import clear_caches
+from devtools.standins import Fault, TwilioStandIn, twilio_error
+from tests.servers import free_port
+from tests.state_support import CALL, SMS, HeldTwilio, held_twilio, keyed, table, unreachable_storage
+from tests.support import ACCOUNT_SID, body_json, error_of, function_url, invoke
+
+__all__ = ["held_twilio", "unreachable_storage"]  # fixtures
+
+KEY = "order-1234-call"
+
+
+def test_a_repeated_key_answers_the_first_answer_without_asking_twilio_again(
+    twilio: TwilioStandIn, storage: Azurite
+) -> None:
+    first = keyed("make_call", CALL, KEY)
+    again = keyed("make_call", CALL, KEY)
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert body_json(again) == body_json(first)
+    assert len(twilio.creations()) == 1
+
+
+def test_only_a_replayed_answer_says_idempotent_replayed(twilio: TwilioStandIn, storage: Azurite) -> None:
+    first = keyed("send_sms", SMS, KEY)
+    again = keyed("send_sms", SMS, KEY)
+
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_the_same_request_as_a_form_or_a_query_string_is_the_same_request(
+    twilio: TwilioStandIn, storage: Azurite
+) -> None:
+    first = keyed("make_call", {"to": "+1 555 867 5310", "message": "Your table is ready"}, KEY)
+    as_form = keyed("make_call", CALL, KEY, form=True)
+    as_query = invoke("make_call", "GET", url=function_url("make_call", CALL), headers={"Idempotency-Key": KEY})
+
+    assert body_json(as_form) == body_json(as_query) == body_json(first)
+    assert len(twilio.creations()) == 1
+
+
+def test_the_same_key_with_other_parameters_answers_422(twilio: TwilioStandIn, storage: Azurite) -> None:
+    keyed("make_call", CALL, KEY)
+    response = keyed("make_call", {**CALL, "message": "Your table is not ready"}, KEY)
+
+    assert response.status_code == 422
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("idempotency_key_reused", "Idempotency-Key")
+    assert len(twilio.creations()) == 1
+
+
+def test_keys_are_per_function(twilio: TwilioStandIn, storage: Azurite) -> None:
+    assert keyed("make_call", CALL, KEY).status_code == 201
+    assert keyed("send_sms", SMS, KEY).status_code == 201
+    assert len(twilio.creations()) == 2
+
+
+def test_a_key_whose_first_request_is_in_flight_answers_409_with_retry_after(
+    held_twilio: HeldTwilio, storage: Azurite
+) -> None:
+    held_twilio.gate.clear()
+    first: list[func.HttpResponse] = []
+    in_flight = threading.Thread(target=lambda: first.append(keyed("make_call", CALL, KEY)))
+    in_flight.start()
+    try:
+        assert held_twilio.arrived.wait(30)
+        response = keyed("make_call", CALL, KEY)
+    finally:
+        held_twilio.gate.set()
+        in_flight.join()
+
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "request_in_progress"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert first[0].status_code == 201
+    assert len(held_twilio.creations()) == 1
+
+
+def test_concurrent_requests_with_one_key_reach_twilio_once(held_twilio: HeldTwilio, storage: Azurite) -> None:
+    held_twilio.gate.clear()
+    together = threading.Barrier(6)
+    answers: list[int] = []
+
+    def send() -> None:
+        together.wait()
+        answers.append(keyed("send_sms", SMS, KEY).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert held_twilio.arrived.wait(30)
+    finally:
+        held_twilio.gate.set()
+        for thread in threads:
+            thread.join()
+
+    assert len(held_twilio.creations()) == 1
+    assert sorted(answers) == [201, 409, 409, 409, 409, 409]
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there", "del\x7f"], ids=repr)
+def test_a_malformed_key_answers_400(twilio: TwilioStandIn, storage: Azurite, key: str) -> None:
+    response = keyed("make_call", CALL, key)
+
+    assert response.status_code == 400
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("invalid_idempotency_key", "Idempotency-Key")
+    assert twilio.received == []
+
+
+def test_a_key_of_255_printable_characters_is_accepted(twilio: TwilioStandIn, storage: Azurite) -> None:
+    assert keyed("make_call", CALL, " !~" * 85).status_code == 201
+
+
+def test_a_request_refused_before_twilio_leaves_the_key_free(twilio: TwilioStandIn, storage: Azurite) -> None:
+    refused = keyed("make_call", {**CALL, "to": "+19002345678"}, KEY)  # premium rate
+    corrected = keyed("make_call", CALL, KEY)
+
+    assert (refused.status_code, corrected.status_code) == (403, 201)
+    assert len(twilio.creations()) == 1
+
+
+def test_a_request_twilio_refused_releases_its_key(twilio: TwilioStandIn, storage: Azurite) -> None:
+    twilio.fail_next(Fault(status=400, body=twilio_error(21211, "Invalid 'To' Phone Number", 400)))
+    refused = keyed("make_call", CALL, KEY)
+    retried = keyed("make_call", CALL, KEY)
+
+    assert (refused.status_code, retried.status_code) == (400, 201)
+    assert "Idempotent-Replayed" not in retried.headers
+    assert len(twilio.creations()) == 2
+
+
+def test_a_request_that_never_reached_twilio_releases_its_key(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("TWILIO_API_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    unreachable = keyed("make_call", CALL, KEY)
+    env.setenv("TWILIO_API_BASE_URL", twilio.url)
+    clear_caches()
+    retried = keyed("make_call", CALL, KEY)
+
+    assert unreachable.status_code == 502
+    assert "nothing was sent" in error_of(unreachable)["message"]
+    assert retried.status_code == 201
+    assert len(twilio.creations()) == 1
+
+
+@pytest.mark.parametrize("fault", [Fault(status=500), Fault(drop=True)], ids=["twilio 500", "dropped"])
+def test_an_outcome_unknown_answer_is_replayed_without_dialling_again(
+    twilio: TwilioStandIn, storage: Azurite, fault: Fault
+) -> None:
+    twilio.fail_next(fault)
+    first = keyed("make_call", CALL, KEY)
+    again = keyed("make_call", CALL, KEY)
+
+    assert first.status_code == again.status_code == 502
+    assert "unknown" in error_of(again)["message"]
+    assert body_json(again) == body_json(first)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(twilio.creations()) == 1
+
+
+def test_a_key_is_forgotten_after_24_hours(twilio: TwilioStandIn, storage: Azurite) -> None:
+    keyed("make_call", CALL, KEY)
+    _age(storage, "make_call", timedelta(hours=24, seconds=1))
+
+    again = keyed("make_call", {**CALL, "message": "A new day"}, KEY)
+
+    assert again.status_code == 201
+    assert "Idempotent-Replayed" not in again.headers
+    assert len(twilio.creations()) == 2
+
+
+def test_a_claim_abandoned_in_flight_answers_that_the_outcome_is_unknown(
+    twilio: TwilioStandIn, storage: Azurite
+) -> None:
+    keyed("make_call", CALL, KEY)
+    _age(storage, "make_call", timedelta(minutes=10), State="pending")
+
+    again = keyed("make_call", CALL, KEY)
+
+    assert again.status_code == 502
+    assert error_of(again)["code"] == "outcome_unknown"
+    assert len(twilio.creations()) == 1
+
+
+def test_without_a_key_every_request_reaches_twilio(twilio: TwilioStandIn, storage: Azurite) -> None:
+    keyed("make_call", CALL, None)
+    keyed("make_call", CALL, None)
+
+    assert len(twilio.creations()) == 2
+
+
+def test_a_key_without_storage_answers_503(twilio: TwilioStandIn) -> None:
+    response = keyed("make_call", CALL, KEY)
+
+    assert response.status_code == 503
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("state_unavailable", "AzureWebJobsStorage")
+    assert twilio.received == []
+
+
+def test_a_key_with_storage_down_answers_503_and_twilio_is_not_asked(
+    twilio: TwilioStandIn, unreachable_storage: None
+) -> None:
+    response = keyed("send_sms", SMS, KEY)
+
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "state_unavailable"
+    assert "Retry-After" in response.headers
+    assert twilio.received == []
+
+
+def test_what_is_stored_holds_neither_the_key_nor_the_account_sid(twilio: TwilioStandIn, storage: Azurite) -> None:
+    sid = body_json(keyed("make_call", CALL, KEY))["sid"]
+
+    (entity,) = table(storage, "idempotency").list_entities()
+    stored = json.dumps({name: str(value) for name, value in entity.items()})
+    assert KEY not in stored
+    assert ACCOUNT_SID not in stored
+    assert sid in stored
+
+
+def _age(storage: Azurite, function: str, age: timedelta, **fields: Any) -> None:
+    """Make the one stored key of `function` older, as time would."""
+    keys = table(storage, "idempotency")
+    (entity,) = keys.query_entities("PartitionKey eq @function", parameters={"function": function})
+    keys.upsert_entity({**entity, "Created": datetime.now(UTC) - age, **fields})

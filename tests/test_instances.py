@@ -1,0 +1,174 @@
+"""Two app instances (two `python -m devtools.host` processes) sharing one Table storage (Azurite) and one
+Twilio: idempotency keys and limits hold across them, and a store outage stops both."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from devtools.azurite import Azurite
+from tests.servers import free_port
+from tests.state_support import HeldTwilio
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually
+from tests.test_host import _taken_port, listening, run_host, start_host, stop_host, wait_until_up
+
+HOURLY_LIMIT = 3
+REAL_TWILIO = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+
+
+@contextmanager
+def app_instance(twilio: HeldTwilio, storage: str) -> Iterator[str]:
+    """One host process, as one instance of the app in Azure: its base URL."""
+    port = free_port()
+    settings = {
+        **REAL_TWILIO,
+        "TWILIO_API_BASE_URL": twilio.url,
+        "TWILIO_FROM_NUMBER": "+15017122661",
+        "AzureWebJobsStorage": storage,
+        "DESTINATION_HOURLY_LIMIT": str(HOURLY_LIMIT),
+    }
+    process = start_host("--port", str(port), environ=settings)
+    try:
+        assert wait_until_up(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_host(process)
+
+
+@dataclass(frozen=True)
+class Instances:
+    urls: tuple[str, str]
+    twilio: HeldTwilio
+
+    def creations_to(self, number: str) -> int:
+        return sum(1 for created in self.twilio.creations() if created.field("To") == number)
+
+
+@pytest.fixture(scope="module")
+def instances(azurite: Azurite) -> Iterator[Instances]:
+    with ExitStack() as stack:
+        twilio = HeldTwilio().start()
+        stack.callback(twilio.stop)
+        stack.callback(twilio.gate.set)
+        first = stack.enter_context(app_instance(twilio, azurite.connection_string))
+        second = stack.enter_context(app_instance(twilio, azurite.connection_string))
+        yield Instances((first, second), twilio)
+
+
+def a_number() -> str:
+    """A destination no other test has used, so that counts start at zero."""
+    return "+1555" + str(uuid.uuid4().int)[:7]
+
+
+def send_sms(base: str, number: str, key: str | None = None) -> requests.Response:
+    headers = {} if key is None else {"Idempotency-Key": key}
+    return requests.post(f"{base}/api/send_sms", json={"to": number, "body": "Hi"}, headers=headers, timeout=60)
+
+
+def at_once(
+    requests_: Sequence[Callable[[], requests.Response]], done: list[requests.Response]
+) -> list[threading.Thread]:
+    """Start every request at the same moment, each in its thread; their answers go to `done`."""
+    together = threading.Barrier(len(requests_))
+
+    def run(send: Callable[[], requests.Response]) -> None:
+        together.wait()
+        done.append(send())
+
+    threads = [threading.Thread(target=run, args=(send,)) for send in requests_]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def test_one_key_sent_to_two_instances_at_once_reaches_twilio_once(instances: Instances) -> None:
+    number, key = a_number(), str(uuid.uuid4())
+    instances.twilio.arrived.clear()
+    instances.twilio.gate.clear()
+    done: list[requests.Response] = []
+    sends = [functools.partial(send_sms, url, number, key) for url in instances.urls for _ in range(3)]
+    threads = at_once(sends, done)
+    try:
+        assert instances.twilio.arrived.wait(60)
+        assert eventually(lambda: len(done) == 5, timeout=60)
+    finally:
+        instances.twilio.gate.set()
+        for thread in threads:
+            thread.join()
+
+    assert sorted(r.status_code for r in done) == [201, 409, 409, 409, 409, 409]
+    assert instances.creations_to(number) == 1
+
+
+def test_the_other_instance_replays_the_first_answer(instances: Instances) -> None:
+    number, key = a_number(), str(uuid.uuid4())
+    first = send_sms(instances.urls[0], number, key)
+    replayed = send_sms(instances.urls[1], number, key)
+
+    assert replayed.status_code == 201
+    assert replayed.json() == first.json()
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert instances.creations_to(number) == 1
+
+
+def test_two_instances_at_once_never_exceed_the_hourly_limit(instances: Instances) -> None:
+    number = a_number()
+    done: list[requests.Response] = []
+    sends = [functools.partial(send_sms, url, number) for url in instances.urls for _ in range(4)]
+    for thread in at_once(sends, done):
+        thread.join()
+
+    assert sorted(r.status_code for r in done) == [201] * HOURLY_LIMIT + [429] * (8 - HOURLY_LIMIT)
+    assert instances.creations_to(number) == HOURLY_LIMIT
+
+
+def test_a_store_outage_answers_503_and_twilio_is_not_asked() -> None:
+    with ExitStack() as stack:
+        twilio = HeldTwilio().start()
+        stack.callback(twilio.stop)
+        store = Azurite(free_port()).start()
+        stack.callback(store.stop)
+        url = stack.enter_context(app_instance(twilio, store.connection_string))
+        assert send_sms(url, a_number()).status_code == 201
+        store.stop()
+
+        keyed, unkeyed = send_sms(url, a_number(), "after-the-outage"), send_sms(url, a_number())
+
+    assert (keyed.status_code, unkeyed.status_code) == (503, 503)
+    assert keyed.json()["error"]["code"] == unkeyed.json()["error"]["code"] == "state_unavailable"
+    assert len(twilio.creations()) == 1
+
+
+# `make run` starts Azurite beside the app unless AzureWebJobsStorage names a store.
+
+
+def test_the_storage_emulator_stops_with_the_host() -> None:
+    port, azurite_port = free_port(), free_port()
+    process = start_host("--port", str(port), "--azurite-port", str(azurite_port), environ=REAL_TWILIO)
+    try:
+        assert wait_until_up(port, process)
+        assert listening(azurite_port)
+    finally:
+        output = stop_host(process)
+
+    assert process.returncode == 0
+    assert not listening(azurite_port)
+    assert f"Storage emulator: http://127.0.0.1:{azurite_port}/devstoreaccount1" in output
+
+
+def test_a_taken_storage_emulator_port_starts_nothing() -> None:
+    with _taken_port() as azurite_port:
+        code, output = run_host("--port", str(free_port()), "--azurite-port", str(azurite_port), environ=REAL_TWILIO)
+
+    assert code == 1
+    assert output.splitlines() == [
+        f"Port {azurite_port} (the storage emulator) is already in use, so nothing was started;"
+        f" pick another: make run AZURITE_PORT={azurite_port + 1} (or --azurite-port {azurite_port + 1})."
+    ]

@@ -1,0 +1,213 @@
+"""DESTINATION_HOURLY_LIMIT and DAILY_LIMIT: counted in Table storage, refused with 429 before Twilio."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from devtools.azurite import Azurite
+from devtools.standins import TwilioStandIn
+from shared.startup import on_load
+from tests.state_support import CALL, SMS, keyed, table, unreachable_storage
+from tests.support import error_of
+
+__all__ = ["unreachable_storage"]  # a fixture
+
+OTHER_NUMBER = "+15558675311"
+
+
+@pytest.fixture
+def two_an_hour(env: pytest.MonkeyPatch) -> None:
+    env.setenv("DESTINATION_HOURLY_LIMIT", "2")
+
+
+def test_the_hourly_limit_of_a_destination_answers_429_with_retry_after(
+    twilio: TwilioStandIn, storage: Azurite, two_an_hour: None
+) -> None:
+    answers = [keyed("make_call", CALL, None) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    refused = answers[2]
+    assert (error_of(refused)["code"], error_of(refused)["target"]) == ("limit_exceeded", "to")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+    assert len(twilio.creations()) == 2
+
+
+def test_the_hourly_limit_defaults_to_10(twilio: TwilioStandIn, storage: Azurite) -> None:
+    answers = [keyed("send_sms", SMS, None).status_code for _ in range(11)]
+
+    assert answers == [201] * 10 + [429]
+
+
+def test_calls_and_texts_to_one_number_share_its_hourly_limit(
+    twilio: TwilioStandIn, storage: Azurite, two_an_hour: None
+) -> None:
+    keyed("make_call", CALL, None)
+    keyed("send_sms", SMS, None)
+
+    assert keyed("send_sms", SMS, None).status_code == 429
+
+
+def test_each_destination_has_its_own_hourly_count(twilio: TwilioStandIn, storage: Azurite, two_an_hour: None) -> None:
+    keyed("make_call", CALL, None)
+    keyed("make_call", CALL, None)
+
+    assert keyed("make_call", {**CALL, "to": OTHER_NUMBER}, None).status_code == 201
+
+
+def test_the_daily_limit_counts_every_destination(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("DAILY_LIMIT", "2")
+    keyed("make_call", CALL, None)
+    keyed("send_sms", {**SMS, "to": OTHER_NUMBER}, None)
+    refused = keyed("make_call", {**CALL, "to": "+15558675312"}, None)
+
+    assert refused.status_code == 429
+    assert (error_of(refused)["code"], error_of(refused)["target"]) == ("limit_exceeded", None)
+    assert 1 <= int(refused.headers["Retry-After"]) <= 86_400
+    assert len(twilio.creations()) == 2
+
+
+def test_a_limit_of_0_turns_the_hourly_limit_off(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("DESTINATION_HOURLY_LIMIT", "0")
+
+    assert [keyed("send_sms", SMS, None).status_code for _ in range(11)] == [201] * 11
+
+
+def test_a_refusal_is_logged_with_the_number_masked(
+    twilio: TwilioStandIn, storage: Azurite, two_an_hour: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            keyed("make_call", CALL, None)
+
+    assert "+1555867****" in caplog.text
+    assert CALL["to"] not in caplog.text
+
+
+def test_a_replayed_answer_takes_no_slot(twilio: TwilioStandIn, storage: Azurite, two_an_hour: None) -> None:
+    keyed("make_call", CALL, "only-once")
+    keyed("make_call", CALL, "only-once")
+
+    assert keyed("make_call", CALL, None).status_code == 201
+
+
+def test_a_request_over_the_limit_releases_its_key(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("DESTINATION_HOURLY_LIMIT", "1")
+    keyed("make_call", CALL, None)
+    refused = keyed("make_call", CALL, "retry-me")
+    corrected = keyed("make_call", {**CALL, "to": OTHER_NUMBER}, "retry-me")
+
+    assert (refused.status_code, corrected.status_code) == (429, 201)
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"DESTINATION_HOURLY_LIMIT": "3"},
+        {"DESTINATION_HOURLY_LIMIT": "0", "DAILY_LIMIT": "3"},
+        {"DESTINATION_HOURLY_LIMIT": "3", "DAILY_LIMIT": "100"},
+    ],
+    ids=["hourly", "daily", "both"],
+)
+def test_concurrent_requests_never_take_more_slots_than_the_limit(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch, limits: dict[str, str]
+) -> None:
+    for name, value in limits.items():
+        env.setenv(name, value)
+    together = threading.Barrier(8)
+    answers: list[int] = []
+
+    def send() -> None:
+        together.wait()
+        answers.append(keyed("send_sms", SMS, None).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(answers) == [201] * 3 + [429] * 5
+    assert len(twilio.creations()) == 3
+
+
+def test_a_count_from_an_earlier_hour_is_not_counted(
+    twilio: TwilioStandIn, storage: Azurite, two_an_hour: None
+) -> None:
+    keyed("make_call", CALL, None)
+    keyed("make_call", CALL, None)
+    counters = table(storage, "limits")
+    for counter in counters.list_entities():
+        counters.upsert_entity({**counter, "Window": "2000010100"})
+
+    assert keyed("make_call", CALL, None).status_code == 201
+
+
+def test_storage_down_answers_503_and_twilio_is_not_asked(twilio: TwilioStandIn, unreachable_storage: None) -> None:
+    response = keyed("make_call", CALL, None)
+
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "state_unavailable"
+    assert twilio.received == []
+
+
+def test_limits_fail_open_lets_requests_through_when_storage_is_down(
+    twilio: TwilioStandIn, unreachable_storage: None, env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.setenv("LIMITS_FAIL_OPEN", "true")
+    with caplog.at_level(logging.WARNING):
+        response = keyed("make_call", CALL, None)
+
+    assert response.status_code == 201
+    assert "LIMITS_FAIL_OPEN" in caplog.text
+
+
+def test_limits_fail_open_does_not_open_idempotency_keys(
+    twilio: TwilioStandIn, unreachable_storage: None, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("LIMITS_FAIL_OPEN", "true")
+
+    assert keyed("make_call", CALL, "a-key").status_code == 503
+    assert twilio.received == []
+
+
+def test_without_storage_limits_are_off_with_one_warning(
+    twilio: TwilioStandIn, two_an_hour: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        answers = [keyed("make_call", CALL, None).status_code for _ in range(3)]
+
+    assert answers == [201, 201, 201]
+    assert [r.getMessage() for r in caplog.records if "AzureWebJobsStorage" in r.getMessage()] == [
+        "No storage is configured (AzureWebJobsStorage): DESTINATION_HOURLY_LIMIT and DAILY_LIMIT are not applied"
+    ]
+
+
+@pytest.mark.parametrize("setting", ["DESTINATION_HOURLY_LIMIT", "DAILY_LIMIT"])
+@pytest.mark.parametrize("value", ["ten", "-1", "1.5"])
+def test_a_malformed_limit_answers_503_naming_it(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch, setting: str, value: str
+) -> None:
+    env.setenv(setting, value)
+    response = keyed("make_call", CALL, None)
+
+    assert response.status_code == 503
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", setting)
+    assert twilio.received == []
+
+
+def test_a_malformed_limit_is_logged_at_startup(env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    env.setenv("DAILY_LIMIT", "lots")
+    with caplog.at_level(logging.ERROR):
+        on_load()
+
+    assert "Setting DAILY_LIMIT must be a whole number" in caplog.text
+    assert "make_call and send_sms will answer 503" in caplog.text

@@ -1,0 +1,79 @@
+"""Where the app finds its Table storage, as the Functions host finds AzureWebJobsStorage, and how it fails."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
+from devtools.standins import KeyVaultStandIn, Received, StandIn, TwilioStandIn
+from tests.state_support import CALL, keyed
+from tests.support import error_of
+
+
+def test_the_tables_are_created_on_first_use(twilio: TwilioStandIn, storage: Azurite) -> None:
+    keyed("make_call", CALL, "first-use")
+
+    service = TableServiceClient.from_connection_string(storage.connection_string)
+    assert sorted(t.name for t in service.list_tables()) == ["idempotency", "limits"]
+
+
+def test_a_malformed_connection_string_answers_503_naming_it(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
+    env.setenv("AzureWebJobsStorage", "DefaultEndpointsProtocol=https;AccountName=nokey")
+    response = keyed("make_call", CALL, None)
+
+    assert response.status_code == 503
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "AzureWebJobsStorage")
+    assert twilio.received == []
+
+
+def test_identity_based_storage_uses_the_apps_managed_identity(
+    twilio: TwilioStandIn, vault: KeyVaultStandIn, env: pytest.MonkeyPatch
+) -> None:
+    """The vault stand-in plays a Table endpoint here: it records what reaches it, then refuses it."""
+    env.delenv("KEY_VAULT_URL")
+    env.setenv("AzureWebJobsStorage__tableServiceUri", vault.url)
+    env.setenv("AzureWebJobsStorage__credential", "managedidentity")
+    env.setenv("AzureWebJobsStorage__clientId", "00000000-0000-0000-0000-0000000000c1")
+    response = keyed("make_call", CALL, None)
+
+    assert response.status_code == 503
+    (token_request,) = vault.identity.received
+    assert token_request.query["resource"] == ["https://storage.azure.com"]
+    assert token_request.query["client_id"] == ["00000000-0000-0000-0000-0000000000c1"]
+    assert vault.received[0].headers["Authorization"].startswith("Bearer identity-token-")
+    assert twilio.received == []
+
+
+class SilentStore(StandIn):
+    """A Table endpoint that accepts connections and never answers, until the test ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def answer(self, request: Received) -> tuple[int, dict[str, Any], dict[str, str]]:
+        self.released.wait()
+        return 503, {}, {}
+
+
+@pytest.fixture
+def silent_store(env: pytest.MonkeyPatch) -> Iterator[SilentStore]:
+    server = SilentStore().start()
+    env.setenv("AzureWebJobsStorage", connection_string(f"{server.url}/{ACCOUNT_NAME}"))
+    yield server
+    server.released.set()
+    server.stop()
+
+
+def test_a_store_that_never_answers_is_given_up_on_with_503(twilio: TwilioStandIn, silent_store: SilentStore) -> None:
+    response = keyed("make_call", CALL, None)
+
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "state_unavailable"
+    assert len(silent_store.received) >= 1
+    assert twilio.received == []
