@@ -3,24 +3,26 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SANDBOX := devtools/twilio-sandbox
+STORAGE_EMULATOR := devtools/storage-emulator
 # checkov pins its own dependencies (an old pycep-parser among them), so it gets a virtual environment of its own.
 INFRA_VENV := .venv-infra
 
-.PHONY: test run bench lint check-infra setup clean
+.PHONY: test run bench lint check-infra setup chromium clean
 
-test: setup $(INFRA_VENV)/.installed
+test: setup $(INFRA_VENV)/.installed chromium
 	$(PY) -m pytest
 
 # The deployment checks alone (part of `make test`): Bicep parsed and scanned, requirements resolved per Python, package contents.
 check-infra: setup $(INFRA_VENV)/.installed
 	$(PY) -m pytest tests/test_infra.py tests/test_requirements.py tests/test_funcignore.py
 
-# `make run PORT=7072 PRISM_PORT=4011` when the defaults are taken.
+# `make run PORT=7072 PRISM_PORT=4011 AZURITE_PORT=10003` when the defaults are taken.
 PORT = 7071
 PRISM_PORT = 4010
+AZURITE_PORT = 10002
 
 run: setup
-	$(PY) -m devtools.host --port $(PORT) --prism-port $(PRISM_PORT)
+	$(PY) -m devtools.host --port $(PORT) --prism-port $(PRISM_PORT) --azurite-port $(AZURITE_PORT)
 
 bench: setup
 	$(PY) -m bench
@@ -30,7 +32,7 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-setup: $(VENV)/.installed $(SANDBOX)/node_modules/.installed
+setup: $(VENV)/.installed $(SANDBOX)/node_modules/.installed $(STORAGE_EMULATOR)/node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,5 +49,17 @@ $(SANDBOX)/node_modules/.installed: $(SANDBOX)/package.json $(SANDBOX)/package-l
 	cd $(SANDBOX) && npm ci --no-audit --no-fund --silent
 	touch $@
 
+# Azurite (the Azure Storage emulator), pinned the same way.
+$(STORAGE_EMULATOR)/node_modules/.installed: $(STORAGE_EMULATOR)/package.json $(STORAGE_EMULATOR)/package-lock.json
+	cd $(STORAGE_EMULATOR) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+# Debian's headless Chromium, which renders the sandbox's page in the tests; installed as root when missing.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else echo "The sandbox page's tests need Debian's chromium: sudo apt-get install chromium"; fi; \
+	fi
+
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) $(SANDBOX)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(INFRA_VENV) $(SANDBOX)/node_modules $(STORAGE_EMULATOR)/node_modules .pytest_cache .mypy_cache .ruff_cache

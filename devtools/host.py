@@ -31,10 +31,13 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server, select_address_family
 from werkzeug.wrappers import Request, Response
 
+from devtools.azurite import Azurite
 from devtools.functions import ROOT, HttpFunction, http_functions, query_params, route_prefix
-from devtools.sandbox import Prism, SandboxGateway, has_credentials, use_sandbox_credentials
+from devtools.sandbox import Sandbox, has_credentials, use_sandbox_credentials
+from devtools.twilio_sim import LocalRoute
 from shared.errors import ApiError
 from shared.responses import error_response
+from shared.settings import STORAGE
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -188,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--prism-port", type=int, default=4010, help="the Twilio sandbox's port")
     parser.add_argument(
+        "--azurite-port", type=int, default=0, help="the storage emulator's (Azurite's) port; default: any free port"
+    )
+    parser.add_argument(
         "--app-service-frontend",
         action="store_true",
         help="build the URL the app sees from X-Forwarded-Proto and DISGUISED-HOST, as behind App Service's front-end",
@@ -200,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     if not sandbox and not has_credentials(os.environ):
         print("TWILIO_SANDBOX=false needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL.", file=sys.stderr)
         return 2
-    clash = _port_clash(args, sandbox=sandbox)
+    azurite = None if _storage_configured(os.environ) else Azurite(args.azurite_port)
+    clash = _port_clash(args, sandbox=sandbox, azurite=azurite is not None)
     if clash:
         print(clash, file=sys.stderr)
         return 1
@@ -208,23 +215,31 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     if hasattr(signal, "SIGHUP"):  # not on Windows
         signal.signal(signal.SIGHUP, _stop)
-    prism = Prism(args.host, args.prism_port) if sandbox else None
+    # The stand-in sends the app's webhooks here, even those addressed to PUBLIC_BASE_URL.
+    route = LocalRoute.from_environ(f"http://{args.host}:{args.port}", os.environ)
+    twilio = Sandbox(args.host, args.prism_port, route) if sandbox else None
     try:
-        return _serve(args, prism)
+        if azurite is not None and not _start_storage(azurite):
+            return 1
+        return _serve(args, twilio)
     except KeyboardInterrupt:
         return 0
     finally:
-        if prism is not None:
-            prism.stop()
+        if twilio is not None:
+            twilio.stop()
+        if azurite is not None:
+            azurite.stop()
 
 
-def _port_clash(args: argparse.Namespace, *, sandbox: bool) -> str | None:
+def _port_clash(args: argparse.Namespace, *, sandbox: bool, azurite: bool) -> str | None:
     """Checked before anything starts, so that a clash leaves nothing running."""
-    ports = [(args.port, "the app", "PORT", "--port")]
+    ports = [(args.host, args.port, "the app", "PORT", "--port")]
     if sandbox:
-        ports.append((args.prism_port, "the Twilio sandbox", "PRISM_PORT", "--prism-port"))
-    for port, role, variable, option in ports:
-        if port_taken(args.host, port):
+        ports.append((args.host, args.prism_port, "the Twilio sandbox", "PRISM_PORT", "--prism-port"))
+    if azurite and args.azurite_port:
+        ports.append((Azurite.host, args.azurite_port, "the storage emulator", "AZURITE_PORT", "--azurite-port"))
+    for host, port, role, variable, option in ports:
+        if port_taken(host, port):
             return (
                 f"Port {port} ({role}) is already in use, so nothing was started;"
                 f" pick another: make run {variable}={port + 1} (or {option} {port + 1})."
@@ -232,19 +247,37 @@ def _port_clash(args: argparse.Namespace, *, sandbox: bool) -> str | None:
     return None
 
 
-def _serve(args: argparse.Namespace, prism: Prism | None) -> int:
+def _storage_configured(environ: Mapping[str, str]) -> bool:
+    """Whether the user named a storage account, as AzureWebJobsStorage or its identity-based settings."""
+    return any(name == STORAGE or name.startswith(f"{STORAGE}__") for name in environ)
+
+
+def _start_storage(azurite: Azurite) -> bool:
+    """Azurite's Table service for the app's idempotency keys and limits, in memory while the host runs."""
+    print("Starting the storage emulator (Azurite's Table service)...", flush=True)
+    try:
+        azurite.start()
+    except (RuntimeError, subprocess.SubprocessError) as error:
+        print(f"The storage emulator did not start: {error}", file=sys.stderr)
+        return False
+    os.environ[STORAGE] = azurite.connection_string
+    print(f"Storage emulator: {azurite.url} (AzureWebJobsStorage for the app's idempotency keys and limits)")
+    return True
+
+
+def _serve(args: argparse.Namespace, twilio: Sandbox | None) -> int:
     mounts: dict[str, WSGIApplication] = {}
-    if prism is not None:
+    if twilio is not None:
+        prism = twilio.prism
         print(f"Starting the Twilio sandbox (Prism on Twilio's OpenAPI spec) on port {prism.port}...", flush=True)
         try:
-            prism.start()
+            os.environ["TWILIO_API_BASE_URL"] = twilio.start()
         except (RuntimeError, subprocess.SubprocessError) as error:
             print(f"The Twilio sandbox did not start: {error}", file=sys.stderr)
             return 1
-        gateway = SandboxGateway(prism.url)
-        mounts[SANDBOX_ROUTE] = gateway
-        os.environ["TWILIO_API_BASE_URL"] = f"{prism.front(gateway)}/twilio"
+        mounts[SANDBOX_ROUTE] = twilio.gateway
         print(f"Twilio sandbox: {prism.url} (the app's Twilio REST calls go there, through a pass-through)")
+        print(f"Calls and texts as they play out: http://{args.host}:{args.port}{SANDBOX_ROUTE}/")
         if use_sandbox_credentials(os.environ):
             names = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER")
             print("Sandbox credentials:", " ".join(f"{name}={os.environ[name]}" for name in names))

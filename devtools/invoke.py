@@ -1,9 +1,12 @@
 """Send a webhook to the app exactly as Twilio would: Twilio's parameters, signed.
 
 python -m devtools.invoke voice_url                 # a call connecting
-python -m devtools.invoke sms_url --body "Hi"       # a text arriving
+python -m devtools.invoke sms_url --body "Hi"       # a text arriving (the sandbox records it and the reply)
 python -m devtools.invoke call_status --status completed
-python -m devtools.invoke call                      # replay the last sandbox call's voice_url
+python -m devtools.invoke call [--sid CA...]        # replay a sandbox call's voice_url (the last one by default)
+
+With PUBLIC_BASE_URL set (a tunnel), a webhook is signed for the URL the app checks, under
+PUBLIC_BASE_URL, and sent to --base-url, where the app listens.
 """
 
 from __future__ import annotations
@@ -11,46 +14,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 from collections.abc import Mapping
-from urllib.parse import urlencode
 
 import requests
-from twilio.request_validator import RequestValidator
 
-from devtools.host import load_local_settings
+from devtools.host import SANDBOX_ROUTE, load_local_settings
 from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
+from devtools.twilio_sim import API_VERSION, CALLER, TWILIO_NUMBER, LocalRoute, send_signed, sid, voice_params
 
-API_VERSION = "2010-04-01"
-CALLER = "+15558675310"
-TWILIO_NUMBER = "+15017122661"
-
-
-def sid(prefix: str) -> str:
-    return prefix + secrets.token_hex(16)
-
-
-def voice_params(
-    account_sid: str,
-    *,
-    call_sid: str | None = None,
-    caller: str = CALLER,
-    called: str = TWILIO_NUMBER,
-    direction: str = "inbound",
-    status: str = "ringing",
-) -> dict[str, str]:
-    return {
-        "AccountSid": account_sid,
-        "ApiVersion": API_VERSION,
-        "CallSid": call_sid or sid("CA"),
-        "CallStatus": status,
-        "Called": called,
-        "Caller": caller,
-        "Direction": direction,
-        "From": caller,
-        "To": called,
-    }
+__all__ = [
+    "CALLER",
+    "TWILIO_NUMBER",
+    "deliver_text",
+    "main",
+    "replay_call",
+    "send_signed",
+    "sms_params",
+    "status_params",
+    "voice_params",
+]
 
 
 def sms_params(account_sid: str, body: str, *, sender: str = CALLER, to: str = TWILIO_NUMBER) -> dict[str, str]:
@@ -81,22 +64,16 @@ def status_params(account_sid: str, status: str, *, call_sid: str | None = None)
     return params
 
 
-def send_signed(url: str, params: Mapping[str, str], auth_token: str, method: str = "POST") -> requests.Response:
-    """Sign as Twilio does: the full URL, plus the form fields for a POST."""
-    if method == "GET":
-        url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
-        signature = RequestValidator(auth_token).compute_signature(url, {})
-        return requests.get(url, headers={"X-Twilio-Signature": signature}, timeout=15)
-    signature = RequestValidator(auth_token).compute_signature(url, dict(params))
-    return requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=15)
-
-
-def replay_call(base_url: str, account_sid: str, auth_token: str, call_sid: str | None = None) -> requests.Response:
-    """Twilio's side of a call the app placed in the sandbox: fetch its voice URL, signed."""
-    calls = requests.get(f"{base_url}/_sandbox/calls", timeout=15).json()
-    chosen = [c for c in calls if call_sid in (None, c["sid"])]
+def replay_call(route: LocalRoute, account_sid: str, auth_token: str, call_sid: str | None = None) -> requests.Response:
+    """Twilio's side of a call the app placed in the sandbox: fetch its voice URL again, signed."""
+    calls = requests.get(f"{route.local_base}{SANDBOX_ROUTE}/calls", timeout=15).json()
+    chosen = [c for c in calls if call_sid in (None, c["sid"]) and c["url"]]
     if not chosen:
-        raise SystemExit("No call placed in the sandbox yet: POST /api/make_call first.")
+        raise SystemExit(
+            f"No call {call_sid} with a voice URL in the sandbox."
+            if call_sid
+            else "No call placed in the sandbox yet: POST /api/make_call first."
+        )
     call = chosen[-1]
     params = voice_params(
         account_sid,
@@ -106,7 +83,20 @@ def replay_call(base_url: str, account_sid: str, auth_token: str, call_sid: str 
         direction="outbound-api",
         status="in-progress",
     )
-    return send_signed(call["url"], params, auth_token, call["method"] or "POST")
+    return send_signed(call["url"], params, auth_token, call["method"], route)
+
+
+def deliver_text(
+    route: LocalRoute, url: str, params: Mapping[str, str], account_sid: str, auth_token: str, *, method: str = "POST"
+) -> requests.Response:
+    """A text arriving at the app's number. Where the sandbox runs, it delivers the text as
+    Twilio would and records it, with the reply the sender gets; elsewhere the invoker posts
+    the webhook itself. Either way, the app's answer."""
+    sandbox = f"{route.local_base}{SANDBOX_ROUTE}/messages"
+    if not requests.get(sandbox, timeout=15).ok:
+        return send_signed(url, params, auth_token, method, route)
+    document = {"url": url, "method": method, "params": dict(params)}
+    return requests.post(f"{sandbox}/inbound", json=document, auth=(account_sid, auth_token), timeout=30)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     load_local_settings()
     account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or SANDBOX_ACCOUNT_SID
     auth_token = os.environ.get("TWILIO_AUTH_TOKEN") or SANDBOX_AUTH_TOKEN
+    route = LocalRoute.from_environ(args.base_url, os.environ)
     try:
-        response = _send(args, account_sid, auth_token)
+        response = _send(args, route, account_sid, auth_token)
     except requests.ConnectionError:
         print(f"Nothing answers at {args.base_url}: start the app with `make run`.", file=sys.stderr)
         return 2
@@ -147,9 +138,9 @@ def _param(text: str) -> tuple[str, str]:
     return name, value
 
 
-def _send(args: argparse.Namespace, account_sid: str, auth_token: str) -> requests.Response:
+def _send(args: argparse.Namespace, route: LocalRoute, account_sid: str, auth_token: str) -> requests.Response:
     if args.function == "call":
-        return replay_call(args.base_url, account_sid, auth_token, args.sid)
+        return replay_call(route, account_sid, auth_token, args.sid)
     kind = args.kind or {"voice_url": "voice", "sms_url": "sms", "call_status": "status"}.get(args.function, "voice")
     params = {
         "voice": lambda: voice_params(account_sid),
@@ -157,7 +148,10 @@ def _send(args: argparse.Namespace, account_sid: str, auth_token: str) -> reques
         "status": lambda: status_params(account_sid, args.status),
     }[kind]()
     params.update(dict(args.param))
-    return send_signed(f"{args.base_url}/api/{args.function}", params, auth_token, args.method)
+    url = route.public(f"/api/{args.function}")
+    if kind == "sms":
+        return deliver_text(route, url, params, account_sid, auth_token, method=args.method)
+    return send_signed(url, params, auth_token, args.method, route)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""The Twilio sandbox: Prism serving Twilio's own OpenAPI description of the REST API.
+"""The Twilio sandbox: Twilio's contract checked by Prism, Twilio's behaviour simulated behind it.
 
-Prism answers every request the way the spec says Twilio answers it, and refuses any
-request that breaks Twilio's contract (a missing To, a malformed SID, no credentials).
+Prism serves Twilio's own OpenAPI description of the REST API. It refuses any request that
+breaks Twilio's contract (a missing To, a malformed SID, no credentials) and forwards the valid
+ones to the stand-in (devtools.twilio_sim), whose answers it checks against the spec in turn.
+Without a stand-in, Prism answers from the spec's examples.
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode
 
 import requests
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from devtools.twilio_sim import LocalRoute, TwilioSim
+
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +56,12 @@ def install() -> None:
 
 @dataclass
 class Prism:
+    """Prism on Twilio's spec: a proxy checking requests and answers when given an `upstream`
+    URL (with --errors, a violation either way is answered as an error), else a mock."""
+
     host: str = "127.0.0.1"
     port: int = 4010
+    upstream: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _stopping: bool = field(default=False, init=False, repr=False)
 
@@ -67,8 +75,9 @@ class Prism:
             raise RuntimeError(f"Port {self.port} is taken; is another sandbox running? (--prism-port)")
         # A session of its own: a terminal's Ctrl+C or hang-up reaches whoever started Prism,
         # which stops it, rather than Prism alone.
+        mode = ["proxy", "--errors", str(SPEC), self.upstream] if self.upstream else ["mock", str(SPEC)]
         self.process = subprocess.Popen(
-            [str(PRISM), "mock", "--host", self.host, "--port", str(self.port), str(SPEC)],
+            [str(PRISM), *mode, "--host", self.host, "--port", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -125,53 +134,33 @@ def _listening(host: str, port: int) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class PlacedCall:
-    sid: str
-    to: str
-    from_: str
-    url: str
-    method: str
-
-    def as_json(self) -> dict[str, str]:
-        return {"sid": self.sid, "to": self.to, "from": self.from_, "url": self.url, "method": self.method}
-
-
 class SandboxGateway:
-    """What the app's Twilio client talks to in the sandbox: a pass-through to Prism.
+    """What the app's Twilio client talks to in the sandbox: a pass-through to Prism, under
+    /twilio; every other path is the sandbox's `views` (the stand-in's pages).
 
-    It remembers the calls placed, so that Twilio's side of a call (fetching its voice
-    URL) can be replayed. And it sends Twilio's repeated form keys (StatusCallbackEvent=a
-    &StatusCallbackEvent=b, as Twilio and its SDK write arrays) in the Key[] form that
-    Prism reads as an array (stoplightio/prism#2473); every value is still checked. When
-    Prism cannot be reached, it answers 502 saying that nothing was sent.
+    It sends Twilio's repeated form keys (StatusCallbackEvent=a&StatusCallbackEvent=b, as
+    Twilio and its SDK write arrays) in the Key[] form that Prism reads as an array
+    (stoplightio/prism#2473); every value is still checked. When Prism cannot be reached,
+    it answers 502 saying that nothing was sent.
     """
 
-    def __init__(self, upstream: str, spec: Path = SPEC) -> None:
+    def __init__(self, upstream: str, spec: Path = SPEC, views: WSGIApplication | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.array_fields = _form_array_fields(spec)
-        self.calls: list[PlacedCall] = []
+        self.views = views
         self.forwarded = 0
         self._lock = threading.Lock()
         self._session = requests.Session()
-        self._map = Map(
-            [Rule("/twilio/<path:path>", endpoint="twilio"), Rule("/calls", methods=["GET"], endpoint="calls")]
-        )
+        self._map = Map([Rule("/twilio/<path:path>", endpoint="twilio")])
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        request = Request(environ)
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            endpoint, args = self._map.bind_to_environ(environ).match()
+            _, args = self._map.bind_to_environ(environ).match()
         except HTTPException as error:
+            if self.views is not None:
+                return self.views(environ, start_response)
             return error(environ, start_response)
-        return self._respond(request, endpoint, args)(environ, start_response)
-
-    def _respond(self, request: Request, endpoint: str, args: Mapping[str, Any]) -> Response:
-        if endpoint == "calls":
-            with self._lock:
-                body = [call.as_json() for call in self.calls]
-            return Response(json.dumps(body), mimetype="application/json")
-        return self._forward(request, args["path"])
+        return self._forward(Request(environ), args["path"])(environ, start_response)
 
     def _forward(self, request: Request, path: str) -> Response:
         with self._lock:
@@ -190,22 +179,41 @@ class SandboxGateway:
         except requests.ConnectionError:
             message = f"The Twilio sandbox (Prism on {self.upstream}) is not running; nothing was sent."
             return Response(json.dumps({"message": message, "status": 502}), 502, mimetype="application/json")
-        if request.method == "POST" and path.endswith("/Calls.json") and answer.status_code == 201:
-            self._remember(dict(form), answer.json())
         excluded = {"content-encoding", "content-length", "transfer-encoding", "connection"}
         headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in excluded]
         return Response(answer.content, status=answer.status_code, headers=headers)
 
-    def _remember(self, form: dict[str, str], created: dict[str, Any]) -> None:
-        call = PlacedCall(
-            sid=str(created.get("sid", "")),
-            to=form.get("To", ""),
-            from_=form.get("From", ""),
-            url=form.get("Url", ""),
-            method=form.get("Method", "POST"),
-        )
-        with self._lock:
-            self.calls.append(call)
+
+class Sandbox:
+    """The Twilio sandbox as `make run` starts it: the stand-in on a loopback port, Prism on
+    Twilio's spec in front of it, and the pass-through the app talks to, which also serves
+    the stand-in's views. `route` says where the stand-in sends the app's webhooks."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 4010, route: LocalRoute | None = None) -> None:
+        self.sim = TwilioSim(route)
+        self.prism = Prism(host, port)
+        self.gateway = SandboxGateway(self.prism.url, views=self.sim.views)
+        self._upstream: BaseWSGIServer | None = None
+
+    def start(self) -> str:
+        """Start the stand-in and Prism; the base URL of Twilio's REST API for the app."""
+        self._upstream = make_server("127.0.0.1", 0, self.sim.api, threaded=True, request_handler=_Unlogged)
+        threading.Thread(target=self._upstream.serve_forever, daemon=True).start()
+        self.prism.upstream = f"http://127.0.0.1:{self._upstream.port}"
+        self.prism.start()
+        return f"{self.prism.front(self.gateway)}/twilio"
+
+    def stop(self) -> None:
+        self.prism.stop()
+        self.sim.close()
+        if self._upstream is not None:
+            self._upstream.shutdown()
+            self._upstream.server_close()
+
+
+class _Unlogged(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Quiet: the pass-through's log line already names each request Prism forwards."""
 
 
 def _form_array_fields(spec: Path) -> frozenset[str]:

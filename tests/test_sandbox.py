@@ -1,7 +1,9 @@
-"""Contract tests: the app's Twilio requests, checked by Prism against Twilio's own OpenAPI description."""
+"""The Twilio sandbox as `make run` wires it: the app's Twilio requests checked by Prism against
+Twilio's own OpenAPI description, then answered and played out by the stand-in."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -9,44 +11,52 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-import function_app
-from devtools.host import SANDBOX_ROUTE, LocalHost
 from devtools.invoke import replay_call
 from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Prism, SandboxGateway
+from devtools.twilio_sim import LocalRoute
+from tests.sandbox_support import RunningSandbox, app_with_sandbox, record, running_sandbox, settled
 from tests.servers import free_port, serving
-from tests.support import body_json, error_of, eventually, post_json
-from tests.test_host import listening
+from tests.support import error_of, eventually, post_json
+from tests.test_host import listening, start_host, stop_host, wait_until_up
+
+CALL = {"to": "+15558675310", "from": "+15017122661", "message": "Hello from Azure"}
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[RunningSandbox]:
+    with running_sandbox() as running:
+        yield running
 
 
 @pytest.fixture
-def gateway(prism: Prism) -> SandboxGateway:
-    return SandboxGateway(prism.url)
-
-
-@pytest.fixture
-def host(gateway: SandboxGateway, env: pytest.MonkeyPatch) -> Iterator[str]:
-    """The app as `make run` serves it: functions under /api, the Twilio sandbox under /_sandbox."""
-    with serving(LocalHost(function_app.app, "api", mounts={SANDBOX_ROUTE: gateway})) as url:
-        env.setenv("TWILIO_API_BASE_URL", f"{url}{SANDBOX_ROUTE}/twilio")
-        env.setenv("TWILIO_ACCOUNT_SID", SANDBOX_ACCOUNT_SID)
-        env.setenv("TWILIO_AUTH_TOKEN", SANDBOX_AUTH_TOKEN)
+def host(sandbox: RunningSandbox, env: pytest.MonkeyPatch) -> Iterator[str]:
+    with app_with_sandbox(sandbox, env) as url:
         yield url
 
 
-def test_prism_accepts_the_call_the_app_places(host: str, gateway: SandboxGateway) -> None:
-    document = {"to": "+15558675310", "from": "+15017122661", "message": "Hi", "voice": "alice", "language": "en-US"}
-    response = post_json("make_call", document)
+def place_call(host: str, **fields: str) -> requests.Response:
+    return requests.post(f"{host}/api/make_call", json=CALL | fields, timeout=30)
+
+
+# Twilio's contract, checked by Prism.
+
+
+def test_prism_accepts_the_call_the_app_places(host: str, sandbox: RunningSandbox) -> None:
+    before = sandbox.sandbox.gateway.forwarded
+    response = place_call(host, voice="alice", language="en-US")
 
     assert response.status_code == 201
-    assert re.fullmatch(r"CA[0-9a-fA-F]{32}", body_json(response)["sid"])
-    assert gateway.forwarded == 1
+    assert re.fullmatch(r"CA[0-9a-f]{32}", response.json()["sid"])
+    assert sandbox.sandbox.gateway.forwarded == before + 1
 
 
-def test_prism_accepts_the_message_the_app_sends(host: str, gateway: SandboxGateway) -> None:
-    response = post_json("send_sms", {"to": "+15558675310", "from": "+15017122661", "body": "Hi from Azure"})
+def test_prism_accepts_the_message_the_app_sends(host: str) -> None:
+    response = requests.post(
+        f"{host}/api/send_sms", json={"to": "+15558675310", "from": "+15017122661", "body": "Hi from Azure"}, timeout=30
+    )
 
     assert response.status_code == 201
-    assert re.fullmatch(r"SM[0-9a-fA-F]{32}", body_json(response)["sid"])
+    assert re.fullmatch(r"SM[0-9a-f]{32}", response.json()["sid"])
 
 
 def test_prism_refuses_what_twilio_would_refuse(host: str, env: pytest.MonkeyPatch) -> None:
@@ -57,22 +67,54 @@ def test_prism_refuses_what_twilio_would_refuse(host: str, env: pytest.MonkeyPat
     assert error_of(response)["code"] == "twilio_rejected"
 
 
-def test_a_caller_mistake_stops_at_the_app(host: str, gateway: SandboxGateway) -> None:
-    response = post_json("make_call", {"to": "555-CALL-NOW", "from": "+15017122661"})
+def test_what_prism_refuses_never_reaches_the_stand_in(sandbox: RunningSandbox) -> None:
+    calls = len(sandbox.sandbox.sim.calls)
+    response = sandbox.rest("POST", "Calls.json", data={"From": "+15017122661", "Url": "http://127.0.0.1:9/"})
+
+    assert response.status_code == 422
+    assert len(sandbox.sandbox.sim.calls) == calls
+
+
+def test_a_caller_mistake_stops_at_the_app(host: str, sandbox: RunningSandbox) -> None:
+    before = sandbox.sandbox.gateway.forwarded
+    response = place_call(host, to="555-CALL-NOW")
 
     assert response.status_code == 400
-    assert gateway.forwarded == 0
+    assert sandbox.sandbox.gateway.forwarded == before
+
+
+# The call plays out: Twilio's side, simulated.
+
+
+def test_a_call_the_app_places_plays_out_to_completed(host: str) -> None:
+    placed = place_call(host).json()
+
+    call = settled(host, "calls", placed["sid"])
+
+    assert call["status"] == "completed"
+    assert call["said"] == [{"text": "Hello from Azure", "voice": None, "language": None}]
+
+
+def test_call_status_logs_every_event_of_a_call_the_app_places(host: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="shared.call_events")
+    sid = place_call(host).json()["sid"]
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"call_status CallSid={sid}")]
+
+    assert eventually(lambda: len(logged()) == 4)
+    assert [line.split()[2] for line in logged()] == [
+        "CallStatus=initiated",
+        "CallStatus=ringing",
+        "CallStatus=in-progress",
+        "CallStatus=completed",
+    ]
 
 
 def test_the_invoker_replays_twilio_fetching_the_call_voice_url(host: str) -> None:
-    placed = requests.post(
-        f"{host}/api/make_call",
-        json={"to": "+15558675310", "from": "+15017122661", "message": "Hello from Azure"},
-        timeout=30,
-    )
-    assert placed.status_code == 201
+    sid = place_call(host).json()["sid"]
 
-    heard = replay_call(host, SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+    heard = replay_call(LocalRoute(host), SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, sid)
 
     assert heard.status_code == 200
     assert heard.text.endswith("<Response><Say>Hello from Azure</Say></Response>")
@@ -115,3 +157,20 @@ def test_make_call_says_nothing_was_sent_once_prism_has_exited(env: pytest.Monke
         "message": "Twilio could not be reached; nothing was sent.",
         "target": None,
     }
+
+
+# The README's Quickstart, on `make run`'s own processes.
+
+
+def test_make_run_plays_a_call_out_and_call_status_logs_it() -> None:
+    port, prism_port = free_port(), free_port()
+    process = start_host("--port", str(port), "--prism-port", str(prism_port))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until_up(port, process)
+        sid = place_call(base).json()["sid"]
+        assert eventually(lambda: record(base, "calls", sid)["events"][-1]["detail"].startswith("completed: "))
+    finally:
+        output = stop_host(process)
+
+    assert f"call_status CallSid={sid} CallStatus=completed CallDuration=1" in output
