@@ -65,6 +65,12 @@ param twilioFromNumber string = ''
 @description('Who make_call and send_sms may reach: ISO 3166 region codes and/or E.164 prefixes (US,CA or +1,+44). Empty: every destination.')
 param allowedDestinations string = ''
 
+@description('Calls and texts to one number per hour, across every instance. Empty: the app\'s default (10); 0 turns it off.')
+param destinationHourlyLimit string = ''
+
+@description('Calls and texts per UTC day for the whole app, across every instance. Empty: no daily limit.')
+param dailyLimit string = ''
+
 @description('The base URL Twilio uses when a custom domain or a proxy sits in front of the app. Empty: the app\'s own URL.')
 param publicBaseUrl string = ''
 
@@ -152,6 +158,8 @@ module functionApp 'app/function.bicep' = {
     twilioFromNumber: twilioFromNumber
     allowedDestinations: allowedDestinations
     publicBaseUrl: publicBaseUrl
+    destinationHourlyLimit: destinationHourlyLimit
+    dailyLimit: dailyLimit
   }
 }
 

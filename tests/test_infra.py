@@ -360,15 +360,27 @@ def test_app_settings_carry_the_twilio_options() -> None:
     assert settings["TWILIO_FROM_NUMBER"] == "twilioFromNumber"
     assert settings["ALLOWED_DESTINATIONS"] == "allowedDestinations"
     assert settings["PUBLIC_BASE_URL"] == "publicBaseUrl"
+    assert settings["DESTINATION_HOURLY_LIMIT"] == "destinationHourlyLimit"
+    assert settings["DAILY_LIMIT"] == "dailyLimit"
 
 
-def test_public_base_url_is_set_only_when_given() -> None:
-    setting = bicep("app/function.bicep")["variables"]["publicBaseUrlSetting"]["value"]["operator"]
+@pytest.mark.parametrize(
+    ("variable", "parameter"),
+    [
+        ("publicBaseUrlSetting", "publicBaseUrl"),
+        ("hourlyLimitSetting", "destinationHourlyLimit"),
+        ("dailyLimitSetting", "dailyLimit"),
+    ],
+)
+def test_optional_settings_are_set_only_when_given(variable: str, parameter: str) -> None:
+    function = bicep("app/function.bicep")
+    setting = function["variables"][variable]["value"]["operator"]
 
     assert setting["operands"]["condition"] == {
-        "function": {"type": "empty", "parameters": {"item_to_test": "publicBaseUrl"}}
+        "function": {"type": "empty", "parameters": {"item_to_test": parameter}}
     }
     assert setting["operands"]["true_value"] == []
+    assert variable in json.dumps(only("app/function.bicep", "Microsoft.Web/sites")["properties"]["siteConfig"])
 
 
 def test_app_settings_leave_out_what_flex_consumption_refuses() -> None:

@@ -18,6 +18,8 @@ param keyVaultUrl string
 param twilioFromNumber string
 param allowedDestinations string
 param publicBaseUrl string
+param destinationHourlyLimit string
+param dailyLimit string
 
 // FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION stay out: Flex Consumption takes the
 // runtime from functionAppConfig and refuses both settings.
@@ -70,6 +72,8 @@ var appSettings = [
   }
 ]
 var publicBaseUrlSetting = empty(publicBaseUrl) ? [] : [{ name: 'PUBLIC_BASE_URL', value: publicBaseUrl }]
+var hourlyLimitSetting = empty(destinationHourlyLimit) ? [] : [{ name: 'DESTINATION_HOURLY_LIMIT', value: destinationHourlyLimit }]
+var dailyLimitSetting = empty(dailyLimit) ? [] : [{ name: 'DAILY_LIMIT', value: dailyLimit }]
 
 resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
   // checkov:skip=CKV_AZURE_225:Zone redundancy is offered in only some Flex Consumption regions; a single-zone plan deploys everywhere.
@@ -140,7 +144,7 @@ resource functionApp 'Microsoft.Web/sites@2024-11-01' = {
           'https://portal.azure.com'
         ]
       }
-      appSettings: concat(appSettings, publicBaseUrlSetting)
+      appSettings: concat(appSettings, publicBaseUrlSetting, hourlyLimitSetting, dailyLimitSetting)
     }
   }
 }
