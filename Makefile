@@ -6,8 +6,11 @@ SANDBOX := devtools/twilio-sandbox
 STORAGE_EMULATOR := devtools/storage-emulator
 # checkov pins its own dependencies (an old pycep-parser among them), so it gets a virtual environment of its own.
 INFRA_VENV := .venv-infra
+# mutmut, for `make mutation` alone: never built by `make setup` or `make test`.
+MUTATION_VENV := .venv-mutation
+MUTMUT := nice -n 19 $(MUTATION_VENV)/bin/mutmut
 
-.PHONY: test run bench lint check-infra setup chromium clean
+.PHONY: test run bench lint check-infra setup chromium mutation clean
 
 test: setup $(INFRA_VENV)/.installed chromium
 	$(PY) -m pytest
@@ -60,6 +63,25 @@ chromium:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 		else echo "The sandbox page's tests need Debian's chromium: sudo apt-get install chromium"; fi; \
 	fi
+
+# Mutation testing of shared/ (see README, Development): not part of `make test` or CI. Results stay in
+# mutants/, so a run tests only the functions changed since the last, then once more the survivors of
+# earlier runs that tests/mutation-equivalents.txt does not list (mutmut keeps a verdict until asked).
+mutation: $(MUTATION_VENV)/.installed $(SANDBOX)/node_modules/.installed $(STORAGE_EMULATOR)/node_modules/.installed
+	mkdir -p mutants
+	tar --exclude=node_modules --exclude=__pycache__ -cf - devtools | tar -xf - -C mutants
+	ln -sfn $(CURDIR)/$(SANDBOX)/node_modules mutants/$(SANDBOX)/node_modules
+	ln -sfn $(CURDIR)/$(STORAGE_EMULATOR)/node_modules mutants/$(STORAGE_EMULATOR)/node_modules
+	$(MUTATION_VENV)/bin/python -m tests.mutation_score --unlisted > mutants/survivors-before.txt
+	$(MUTMUT) run --max-children 2
+	survivors="$$($(MUTATION_VENV)/bin/python -m tests.mutation_score --unlisted --among mutants/survivors-before.txt)"; \
+	if [ -n "$$survivors" ]; then $(MUTMUT) run --max-children 2 $$survivors; fi
+	$(MUTATION_VENV)/bin/python -m tests.mutation_score
+
+$(MUTATION_VENV)/.installed: requirements.txt requirements-dev.txt requirements-mutation.txt
+	$(PYTHON) -m venv $(MUTATION_VENV)
+	$(MUTATION_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-mutation.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) $(SANDBOX)/node_modules $(STORAGE_EMULATOR)/node_modules .pytest_cache .mypy_cache .ruff_cache

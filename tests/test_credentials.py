@@ -10,9 +10,16 @@ import pytest
 
 from devtools.standins import Fault, KeyVaultStandIn
 from shared import credentials
-from shared.credentials import RETRY_AFTER_FAILURE, CredentialStore, TwilioCredentials, load_credentials
+from shared.credentials import (
+    REMEMBER_FAILURE,
+    RETRY_AFTER_FAILURE,
+    CredentialStore,
+    TwilioCredentials,
+    load_credentials,
+)
+from shared.errors import ApiError
 from shared.settings import get_settings
-from tests.support import AUTH_TOKEN, eventually, fixture, signed_post
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually, fixture, signed_post
 
 DOWN = Fault(status=503, body={"error": {"code": "ServiceUnavailable"}})
 
@@ -187,3 +194,40 @@ def test_secret_cache_ttl_sets_how_long_the_app_keeps_secrets(vault: KeyVaultSta
 
     assert eventually(lambda: credentials.current().auth_token == "rotated", timeout=5)
     assert time.monotonic() - started >= 0.3  # kept until the TTL ran out, not refreshed on every read
+
+
+@pytest.mark.parametrize(
+    ("configured", "target"),
+    [({}, "TWILIO_ACCOUNT_SID"), ({"TWILIO_ACCOUNT_SID": "AC1"}, "TWILIO_AUTH_TOKEN")],
+    ids=["neither", "no-token"],
+)
+def test_missing_credentials_name_the_first_missing_setting(
+    env: pytest.MonkeyPatch, configured: dict[str, str], target: str
+) -> None:
+    for name, value in configured.items():
+        env.setenv(name, value)
+
+    with pytest.raises(ApiError) as raised:
+        load_credentials(get_settings())
+
+    assert (raised.value.status, raised.value.target) == (503, target)
+
+
+def test_credentials_come_from_the_app_settings_without_key_vault(credentials_in_env: None) -> None:
+    assert load_credentials(get_settings()) == TwilioCredentials(ACCOUNT_SID, AUTH_TOKEN)
+
+
+def test_a_failed_cold_read_is_tried_again_5_seconds_later() -> None:
+    clock, outcomes = Clock(), iter([False, True])
+
+    def load() -> TwilioCredentials:
+        if not next(outcomes):
+            raise ApiError(503, "credentials_unavailable", "Key Vault could not be reached.")
+        return TwilioCredentials("AC1", "token")
+
+    store = CredentialStore(load, ttl=900, clock=clock)
+    with pytest.raises(ApiError):
+        store.get()
+    clock.now += REMEMBER_FAILURE
+
+    assert store.get() == TwilioCredentials("AC1", "token")

@@ -123,3 +123,36 @@ def test_a_refusal_logs_the_number_masked(caplog: pytest.LogCaptureFixture) -> N
 
     assert "Refused destination +1876210****: not in ALLOWED_DESTINATIONS" in caplog.text
     assert JAMAICA not in caplog.text
+
+
+def test_a_destination_outside_the_list_is_told_to_see_allowed_destinations() -> None:
+    error = _refusal(JAMAICA, _settings(ALLOWED_DESTINATIONS="US,CA"))
+
+    assert error.message == "This app is not allowed to reach that destination (see ALLOWED_DESTINATIONS)."
+
+
+def test_a_refusal_log_line_holds_only_the_masked_number_and_why(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="shared.destinations"):
+        _refusal(JAMAICA, _settings(ALLOWED_DESTINATIONS="US,CA"))
+
+    assert [r.getMessage() for r in caplog.records] == ["Refused destination +1876210****: not in ALLOWED_DESTINATIONS"]
+
+
+def test_a_premium_refusal_logs_the_masked_number_as_premium(caplog: pytest.LogCaptureFixture) -> None:
+    number = _example("US", PhoneNumberType.PREMIUM_RATE)
+
+    with caplog.at_level(logging.WARNING, logger="shared.destinations"):
+        _refusal(number, _settings())
+
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Refused destination {number[:-4]}****: premium-rate or shared-cost"
+    ]
+
+
+def test_unknown_region_codes_are_all_named() -> None:
+    with pytest.raises(ApiError) as raised:
+        check_destination(US, _settings(ALLOWED_DESTINATIONS="ZZ,US,XX"))
+
+    assert raised.value.message == (
+        "Setting ALLOWED_DESTINATIONS names unknown region codes XX, ZZ (ISO 3166 codes such as US,GB)."
+    )

@@ -17,6 +17,9 @@ from shared.hosts import is_host
         "[::1]",
         "[2001:db8::1]:65535",
         "a-b.c1.example",
+        "host:1",
+        "[::ffff:192.0.2.1]",
+        ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61]),  # 253 characters, the most DNS allows
     ],
 )
 def test_hostnames_and_ip_literals_with_a_valid_port_are_hosts(netloc: str) -> None:
@@ -45,7 +48,15 @@ def test_hostnames_and_ip_literals_with_a_valid_port_are_hosts(netloc: str) -> N
         "[fe80::1%25eth0/x]",
         "[1.2.3.4]",
         "x" * 64 + ".example",
+        "host:65536",
+        "x::1]",
+        ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 62]),  # 254 characters
     ],
 )
 def test_anything_else_is_not_a_host(netloc: str) -> None:
     assert not is_host(netloc)
+
+
+def test_an_ipv6_literal_with_a_zone_id_is_not_a_host() -> None:
+    # Python accepts fe80::1%eth0, but a zone ID may hold characters that end the host in a URL.
+    assert not is_host("[fe80::1%eth0]")

@@ -42,3 +42,21 @@ def test_a_missing_number_is_named() -> None:
 def test_a_masked_number_hides_its_last_four_digits() -> None:
     assert phone_numbers.masked("+18765550123") == "+1876555****"
     assert phone_numbers.masked("+12345") == "****"
+
+
+def test_an_invalid_number_is_shown_the_e164_form() -> None:
+    with pytest.raises(ApiError) as raised:
+        phone_numbers.parse({"from": "555-0100"}, "from")
+
+    assert raised.value.message == "'from' must be an E.164 number such as +14155550100."
+
+
+def test_a_missing_number_is_told_it_is_required() -> None:
+    with pytest.raises(ApiError) as raised:
+        phone_numbers.parse({}, "to")
+
+    assert raised.value.message == "'to' is required."
+
+
+def test_a_seven_character_number_is_masked_but_for_its_last_four() -> None:
+    assert phone_numbers.masked("+123456") == "+12****"

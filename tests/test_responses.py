@@ -8,7 +8,7 @@ import azure.functions as func
 import pytest
 
 from shared.errors import ApiError
-from shared.responses import answers_errors
+from shared.responses import answers_errors, json_response
 from tests.support import error_of
 
 
@@ -59,3 +59,24 @@ def test_a_body_over_64_kib_is_refused_before_the_handler_runs() -> None:
     assert response.status_code == 413
     assert error_of(response)["code"] == "payload_too_large"
     assert ran == []
+
+
+def test_a_json_answer_is_200_unless_told_otherwise() -> None:
+    assert json_response({"sid": "CA1"}).status_code == 200
+
+
+def test_a_json_answer_carries_non_ascii_text_as_utf_8() -> None:
+    assert json_response({"message": "Grüße, 世界"}).get_body() == '{"message": "Grüße, 世界"}'.encode()
+
+
+def test_an_answered_error_is_logged_with_the_path_up_to_its_query(caplog: pytest.LogCaptureFixture) -> None:
+    @answers_errors
+    def handler(req: func.HttpRequest) -> func.HttpResponse:
+        raise ApiError(429, "twilio_rate_limited", "Slow down.")
+
+    with caplog.at_level(logging.INFO, logger="shared.responses"):
+        handler(func.HttpRequest("POST", "https://myapp.azurewebsites.net/api/x?a=b?c", body=b""))
+
+    assert [r.getMessage() for r in caplog.records] == [
+        "POST https://myapp.azurewebsites.net/api/x answered 429 twilio_rate_limited"
+    ]
