@@ -56,7 +56,10 @@ def test_call_status_log_line_is_the_one_the_readme_shows(caplog: pytest.LogCapt
     )
 
 
-@pytest.mark.parametrize(("name", "status"), [("call_status_busy", "busy"), ("call_status_no_answer", "no-answer")])
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [("call_status_busy", "busy"), ("call_status_no_answer", "no-answer"), ("call_status_canceled", "canceled")],
+)
 def test_call_status_logs_an_unanswered_call_as_a_warning(
     caplog: pytest.LogCaptureFixture, name: str, status: str
 ) -> None:
