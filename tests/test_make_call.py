@@ -112,6 +112,13 @@ def test_make_call_refuses_bad_parameters_before_calling_twilio(
     assert twilio.received == []
 
 
+def test_make_call_accepts_a_message_of_1000_characters(twilio: TwilioStandIn) -> None:
+    response = post_json("make_call", {"to": "+15558675310", "message": "x" * 1000})
+
+    assert response.status_code == 201
+    assert parse_qs(urlsplit(twilio.received[0].field("Url")).query) == {"message": ["x" * 1000]}
+
+
 def test_make_call_without_from_or_setting_says_which_setting(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
     env.delenv("TWILIO_FROM_NUMBER")
     response = post_json("make_call", {"to": "+15558675310"})
