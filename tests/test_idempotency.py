@@ -52,9 +52,26 @@ def test_the_same_request_as_a_form_or_a_query_string_is_the_same_request(
     assert len(twilio.creations()) == 1
 
 
-def test_the_same_key_with_other_parameters_answers_422(twilio: TwilioStandIn, storage: Azurite) -> None:
-    keyed("make_call", CALL, KEY)
-    response = keyed("make_call", {**CALL, "message": "Your table is not ready"}, KEY)
+@pytest.mark.parametrize(
+    ("name", "changed"),
+    [
+        ("make_call", {"to": "+15558675311"}),
+        ("make_call", {"from": "+15017122662"}),
+        ("make_call", {"message": "Your table is not ready"}),
+        ("make_call", {"voice": "Polly.Joanna"}),
+        ("make_call", {"language": "en-GB"}),
+        ("send_sms", {"to": "+15558675311"}),
+        ("send_sms", {"from": "+15017122662"}),
+        ("send_sms", {"body": "Your code is 5678"}),
+    ],
+    ids=lambda value: value if isinstance(value, str) else next(iter(value)),
+)
+def test_the_same_key_with_other_parameters_answers_422(
+    twilio: TwilioStandIn, storage: Azurite, name: str, changed: dict[str, str]
+) -> None:
+    first = CALL if name == "make_call" else SMS
+    keyed(name, first, KEY)
+    response = keyed(name, {**first, **changed}, KEY)
 
     assert response.status_code == 422
     assert (error_of(response)["code"], error_of(response)["target"]) == ("idempotency_key_reused", "Idempotency-Key")
