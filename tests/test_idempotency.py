@@ -191,6 +191,17 @@ def test_an_outcome_unknown_answer_is_replayed_without_dialling_again(
     assert len(twilio.creations()) == 1
 
 
+def test_a_key_is_remembered_for_24_hours(twilio: TwilioStandIn, storage: Azurite) -> None:
+    keyed("make_call", CALL, KEY)
+    _age(storage, "make_call", timedelta(hours=23, minutes=59))
+
+    again = keyed("make_call", CALL, KEY)
+
+    assert again.status_code == 201
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert len(twilio.creations()) == 1
+
+
 def test_a_key_is_forgotten_after_24_hours(twilio: TwilioStandIn, storage: Azurite) -> None:
     keyed("make_call", CALL, KEY)
     _age(storage, "make_call", timedelta(hours=24, seconds=1))
@@ -206,12 +217,23 @@ def test_a_claim_abandoned_in_flight_answers_that_the_outcome_is_unknown(
     twilio: TwilioStandIn, storage: Azurite
 ) -> None:
     keyed("make_call", CALL, KEY)
-    _age(storage, "make_call", timedelta(minutes=10), State="pending")
+    _age(storage, "make_call", timedelta(minutes=5, seconds=10), State="pending")
 
     again = keyed("make_call", CALL, KEY)
 
     assert again.status_code == 502
     assert error_of(again)["code"] == "outcome_unknown"
+    assert len(twilio.creations()) == 1
+
+
+def test_a_claim_in_flight_for_under_5_minutes_is_still_in_progress(twilio: TwilioStandIn, storage: Azurite) -> None:
+    keyed("make_call", CALL, KEY)
+    _age(storage, "make_call", timedelta(minutes=4, seconds=50), State="pending")
+
+    again = keyed("make_call", CALL, KEY)
+
+    assert again.status_code == 409
+    assert error_of(again)["code"] == "request_in_progress"
     assert len(twilio.creations()) == 1
 
 
