@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,6 +21,23 @@ __all__ = ["unreachable_storage"]  # a fixture
 OTHER_NUMBER = "+15558675311"
 
 
+def _end_of_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def _end_of_utc_day(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+def _seconds_to_window_end(before: datetime, after: datetime, window_end: Callable[[datetime], datetime]) -> set[int]:
+    """Each Retry-After a refusal made between `before` and `after` may give: whole seconds to its window's end."""
+    seconds: set[int] = set()
+    for end in {window_end(before), window_end(after)}:  # two only if the window turned meanwhile
+        fewest, most = (max(1, math.ceil((end - moment).total_seconds())) for moment in (after, before))
+        seconds.update(range(fewest, most + 1))
+    return seconds
+
+
 @pytest.fixture
 def two_an_hour(env: pytest.MonkeyPatch) -> None:
     env.setenv("DESTINATION_HOURLY_LIMIT", "2")
@@ -26,12 +46,15 @@ def two_an_hour(env: pytest.MonkeyPatch) -> None:
 def test_the_hourly_limit_of_a_destination_answers_429_with_retry_after(
     twilio: TwilioStandIn, storage: Azurite, two_an_hour: None
 ) -> None:
-    answers = [keyed("make_call", CALL, None) for _ in range(3)]
+    answers = [keyed("make_call", CALL, None) for _ in range(2)]
+    before = datetime.now(UTC)
+    answers.append(keyed("make_call", CALL, None))
+    after = datetime.now(UTC)
 
     assert [a.status_code for a in answers] == [201, 201, 429]
     refused = answers[2]
     assert (error_of(refused)["code"], error_of(refused)["target"]) == ("limit_exceeded", "to")
-    assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+    assert int(refused.headers["Retry-After"]) in _seconds_to_window_end(before, after, _end_of_hour)
     assert len(twilio.creations()) == 2
 
 
@@ -63,11 +86,13 @@ def test_the_daily_limit_counts_every_destination(
     env.setenv("DAILY_LIMIT", "2")
     keyed("make_call", CALL, None)
     keyed("send_sms", {**SMS, "to": OTHER_NUMBER}, None)
+    before = datetime.now(UTC)
     refused = keyed("make_call", {**CALL, "to": "+15558675312"}, None)
+    after = datetime.now(UTC)
 
     assert refused.status_code == 429
     assert (error_of(refused)["code"], error_of(refused)["target"]) == ("limit_exceeded", None)
-    assert 1 <= int(refused.headers["Retry-After"]) <= 86_400
+    assert int(refused.headers["Retry-After"]) in _seconds_to_window_end(before, after, _end_of_utc_day)
     assert len(twilio.creations()) == 2
 
 
