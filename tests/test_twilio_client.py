@@ -233,7 +233,7 @@ def test_persistent_429s_stop_after_a_bounded_number_of_tries(twilio: TwilioStan
     assert len(twilio.creations()) == 3
 
 
-def test_twilio_refusing_a_number_answers_400_with_twilio_code(twilio: TwilioStandIn) -> None:
+def test_twilio_refusing_a_number_answers_400_with_twilio_status_and_code(twilio: TwilioStandIn) -> None:
     message = "The 'To' number +15558675310 is not a valid phone number."
     twilio.fail_next(Fault(status=400, body=twilio_error(21211, message, 400)))
 
@@ -242,7 +242,11 @@ def test_twilio_refusing_a_number_answers_400_with_twilio_code(twilio: TwilioSta
     assert response.status_code == 400
     error = error_of(response)
     assert (error["code"], error["target"]) == ("twilio_rejected", "to")
-    assert error["innererror"]["twilio_code"] == 21211
+    assert error["innererror"] == {
+        "twilio_status": 400,
+        "twilio_code": 21211,
+        "more_info": "https://www.twilio.com/docs/errors/21211",
+    }
     assert message in error["message"]
 
 
