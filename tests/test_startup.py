@@ -29,6 +29,11 @@ def test_startup_prefetch_can_be_turned_off(vault: KeyVaultStandIn, env: pytest.
     assert vault.received == []
 
 
+def logged(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    """What start-up logged, level and whole line, so that a changed word is noticed."""
+    return [(record.levelname, record.getMessage()) for record in caplog.records if record.name == "shared.startup"]
+
+
 def test_startup_warns_that_twilio_calls_go_elsewhere(
     env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -37,39 +42,48 @@ def test_startup_warns_that_twilio_calls_go_elsewhere(
     with caplog.at_level(logging.WARNING):
         on_load()
 
-    assert "TWILIO_API_BASE_URL is set: Twilio REST calls go to http://127.0.0.1:4010" in caplog.text
+    assert logged(caplog) == [
+        ("WARNING", "TWILIO_API_BASE_URL is set: Twilio REST calls go to http://127.0.0.1:4010, not Twilio")
+    ]
 
 
-def test_startup_with_a_broken_setting_logs_it_and_loads(
-    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("name", "value", "line"),
+    [
+        (
+            "SECRET_CACHE_TTL",
+            "forever",
+            "Setting SECRET_CACHE_TTL must be a number of seconds. The functions will answer 503 until it is fixed.",
+        ),
+        (
+            "PUBLIC_BASE_URL",
+            "https://pub.example:abc",
+            "Setting PUBLIC_BASE_URL must be an absolute http(s) URL with a valid host and port, no query or"
+            " fragment. The functions will answer 503 until it is fixed.",
+        ),
+        (
+            "DESTINATION_HOURLY_LIMIT",
+            "ten",
+            "Setting DESTINATION_HOURLY_LIMIT must be a whole number (0 turns the limit off)."
+            " make_call and send_sms will answer 503 until it is fixed.",
+        ),
+        (
+            "ALLOWED_DESTINATIONS",
+            ",",
+            "Setting ALLOWED_DESTINATIONS names no destination: list region codes or prefixes such as US,CA or"
+            " +1,+44. make_call and send_sms will answer 503 until it is fixed.",
+        ),
+    ],
+)
+def test_startup_logs_a_broken_setting_as_an_error_and_loads(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, name: str, value: str, line: str
 ) -> None:
-    env.setenv("SECRET_CACHE_TTL", "forever")
+    env.setenv(name, value)
 
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.INFO):
         on_load()
 
-    assert "Setting SECRET_CACHE_TTL must be a number of seconds" in caplog.text
-
-
-def test_startup_logs_a_malformed_public_base_url(env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    env.setenv("PUBLIC_BASE_URL", "https://pub.example:abc")
-
-    with caplog.at_level(logging.ERROR):
-        on_load()
-
-    assert "Setting PUBLIC_BASE_URL must be an absolute http(s) URL" in caplog.text
-
-
-def test_startup_logs_an_allowed_destinations_that_names_nothing(
-    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    env.setenv("ALLOWED_DESTINATIONS", ",")
-
-    with caplog.at_level(logging.ERROR):
-        on_load()
-
-    assert "Setting ALLOWED_DESTINATIONS names no destination" in caplog.text
-    assert "make_call and send_sms will answer 503" in caplog.text
+    assert logged(caplog) == [("ERROR", line)]
 
 
 def test_startup_logs_an_unknown_region_code_in_allowed_destinations(
@@ -77,6 +91,14 @@ def test_startup_logs_an_unknown_region_code_in_allowed_destinations(
 ) -> None:
     env.setenv("ALLOWED_DESTINATIONS", "US,XX")
 
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.INFO):
         on_load()
-        assert eventually(lambda: "Setting ALLOWED_DESTINATIONS names unknown region codes XX" in caplog.text)
+        assert eventually(lambda: logged(caplog) != [])
+
+    assert logged(caplog) == [
+        (
+            "ERROR",
+            "Setting ALLOWED_DESTINATIONS names unknown region codes XX (ISO 3166 codes such as US,GB)."
+            " make_call and send_sms will answer 503 until it is fixed.",
+        )
+    ]
