@@ -517,6 +517,12 @@ def test_app_insights_refuses_local_auth() -> None:
     assert dotted(component["WorkspaceResourceId"]) == "logAnalytics.id"
 
 
+def test_log_analytics_refuses_local_auth() -> None:
+    workspace = only("core/monitoring.bicep", "Microsoft.OperationalInsights/workspaces")["properties"]
+
+    assert workspace["features"]["disableLocalAuth"] is True
+
+
 def test_identity_may_publish_telemetry_to_app_insights() -> None:
     (declaration,) = role_assignments("core/monitoring.bicep", MONITORING_METRICS_PUBLISHER)
     assignment = body(declaration)
