@@ -27,6 +27,14 @@ def test_webhook_checks_the_public_url_behind_a_proxy(env: pytest.MonkeyPatch) -
 
 
 @pytest.mark.usefixtures("credentials_in_env")
+def test_webhook_on_a_custom_domain_is_checked_against_the_url_twilio_requested(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WEBSITE_HOSTNAME", "myapp.azurewebsites.net")
+    url = "https://voice.example.com/api/sms_url"
+
+    assert signed_post("sms_url", fixture("incoming_sms"), url=url).status_code == 200
+
+
+@pytest.mark.usefixtures("credentials_in_env")
 @pytest.mark.parametrize(
     ("signed", "status"),
     [
