@@ -14,10 +14,19 @@ from devtools.azurite import Azurite
 from devtools.process_state import clear_caches
 from devtools.standins import Fault, TwilioStandIn, twilio_error
 from tests.servers import free_port
-from tests.state_support import CALL, SMS, HeldTwilio, held_twilio, keyed, table, unreachable_storage
+from tests.state_support import (
+    CALL,
+    SMS,
+    HeldTwilio,
+    held_twilio,
+    keyed,
+    table,
+    table_round_trips,
+    unreachable_storage,
+)
 from tests.support import ACCOUNT_SID, body_json, error_of, eventually, function_url, invoke
 
-__all__ = ["held_twilio", "unreachable_storage"]  # fixtures
+__all__ = ["held_twilio", "table_round_trips", "unreachable_storage"]  # fixtures
 
 KEY = "order-1234-call"
 
@@ -242,6 +251,17 @@ def test_without_a_key_every_request_reaches_twilio(twilio: TwilioStandIn, stora
     keyed("make_call", CALL, None)
 
     assert len(twilio.creations()) == 2
+
+
+def test_a_key_costs_a_request_two_table_round_trips(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, table_round_trips: list[str]
+) -> None:
+    env.setenv("DESTINATION_HOURLY_LIMIT", "0")  # the limits' own round trips are counted in test_limits.py
+    assert keyed("make_call", CALL, "first").status_code == 201  # creates the table
+    table_round_trips.clear()
+
+    assert keyed("make_call", CALL, "second").status_code == 201
+    assert len(table_round_trips) == 2, table_round_trips
 
 
 def test_a_key_without_storage_answers_503(twilio: TwilioStandIn) -> None:

@@ -282,6 +282,14 @@ def test_scale_settings_come_from_parameters() -> None:
     assert params["maximumInstanceCount"] == "maximumInstanceCount"
 
 
+def test_instance_memory_is_512_2048_or_4096_mb_and_instances_stop_at_100_by_default() -> None:
+    parameters = bicep("main.bicep")["parameters"]
+    allowed = [d["argument"] for d in parameters["instanceMemoryMB"]["decorators"] if d["type"] == "allowed"]
+
+    assert allowed == [[512, 2048, 4096]]
+    assert parameters["maximumInstanceCount"]["default"] == 100
+
+
 def test_always_ready_http_instances_only_when_asked_for() -> None:
     scale = only("app/function.bicep", "Microsoft.Web/sites")["properties"]["functionAppConfig"]["scaleAndConcurrency"]
     choice = scale["alwaysReady"]["operator"]
@@ -433,13 +441,15 @@ def test_identity_gets_the_storage_data_roles_on_the_account_only() -> None:
 # --- Key Vault ---------------------------------------------------------------------------------------------------
 
 
-def test_key_vault_uses_rbac_with_purge_protection() -> None:
+def test_key_vault_uses_rbac_soft_delete_for_7_days_and_purge_protection() -> None:
     vault = only("core/keyvault.bicep", "Microsoft.KeyVault/vaults")["properties"]
 
     assert vault["enableRbacAuthorization"] is True
     assert vault["enableSoftDelete"] is True
     assert vault["enablePurgeProtection"] is True
     assert vault["softDeleteRetentionInDays"] == "softDeleteRetentionDays"
+    assert module_params("keyVault")["softDeleteRetentionDays"] == "keyVaultSoftDeleteRetentionDays"
+    assert bicep("main.bicep")["parameters"]["keyVaultSoftDeleteRetentionDays"]["default"] == 7
 
 
 def test_identity_may_read_secrets_of_the_vault_and_nothing_broader() -> None:
@@ -517,6 +527,12 @@ def test_app_insights_refuses_local_auth() -> None:
     assert dotted(component["WorkspaceResourceId"]) == "logAnalytics.id"
 
 
+def test_log_analytics_refuses_local_auth() -> None:
+    workspace = only("core/monitoring.bicep", "Microsoft.OperationalInsights/workspaces")["properties"]
+
+    assert workspace["features"]["disableLocalAuth"] is True
+
+
 def test_identity_may_publish_telemetry_to_app_insights() -> None:
     (declaration,) = role_assignments("core/monitoring.bicep", MONITORING_METRICS_PUBLISHER)
     assignment = body(declaration)
@@ -551,6 +567,15 @@ def test_webhook_outputs_are_the_webhook_routes() -> None:
 
     for output, function in (("VOICE_URL", "voice_url"), ("SMS_URL", "sms_url"), ("CALL_STATUS_URL", "call_status")):
         assert outputs[output]["value"] == "${webhookBaseUrl}" + FUNCTIONS[function].path(ROUTE_PREFIX)
+
+
+def test_everything_is_deployed_in_the_resource_group_rg_env() -> None:
+    abbreviations: dict[str, str] = json.loads((INFRA / "abbreviations.json").read_text(encoding="utf-8"))
+    group = only("main.bicep", "Microsoft.Resources/resourceGroups")
+
+    assert group["name"] == "${abbrs.resourcesResourceGroups}${environmentName}"
+    assert abbreviations["resourcesResourceGroups"] == "rg-"
+    assert {body(module)["scope"] for module in bicep("main.bicep")["modules"].values()} == {"rg"}
 
 
 def test_generated_names_fit_azure_naming_rules() -> None:
@@ -593,6 +618,25 @@ def test_azd_environment_supplies_the_twilio_values() -> None:
     assert mapped["twilioAccountSid"] == {"value": "${TWILIO_ACCOUNT_SID}"}
     assert mapped["twilioAuthToken"] == {"value": "${TWILIO_AUTH_TOKEN}"}
     assert mapped["principalId"] == {"value": "${AZURE_PRINCIPAL_ID}"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "parameter"),
+    [
+        ("AZURE_ENV_NAME", "environmentName"),
+        ("TWILIO_FROM_NUMBER", "twilioFromNumber"),
+        ("ALLOWED_DESTINATIONS", "allowedDestinations"),
+        ("PYTHON_VERSION", "pythonVersion"),
+        ("ALWAYS_READY_INSTANCE_COUNT", "alwaysReadyInstanceCount"),
+        ("INSTANCE_MEMORY_MB", "instanceMemoryMB"),
+        ("MAXIMUM_INSTANCE_COUNT", "maximumInstanceCount"),
+        ("PUBLIC_BASE_URL", "publicBaseUrl"),
+        ("DESTINATION_HOURLY_LIMIT", "destinationHourlyLimit"),
+        ("DAILY_LIMIT", "dailyLimit"),
+    ],
+)
+def test_azd_env_set_variable_reaches_its_parameter(variable: str, parameter: str) -> None:
+    assert re.fullmatch(rf"\$\{{{variable}(=[^}}]*)?\}}", parameters_file()[parameter]["value"])
 
 
 def test_azure_yaml_deploys_the_project_as_a_python_function_app() -> None:

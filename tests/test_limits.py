@@ -13,10 +13,10 @@ import pytest
 from devtools.azurite import Azurite
 from devtools.standins import TwilioStandIn
 from shared.startup import on_load
-from tests.state_support import CALL, SMS, keyed, table, unreachable_storage
+from tests.state_support import CALL, SMS, keyed, table, table_round_trips, unreachable_storage
 from tests.support import error_of
 
-__all__ = ["unreachable_storage"]  # a fixture
+__all__ = ["table_round_trips", "unreachable_storage"]  # fixtures
 
 OTHER_NUMBER = "+15558675311"
 
@@ -102,6 +102,18 @@ def test_a_limit_of_0_turns_the_hourly_limit_off(
     env.setenv("DESTINATION_HOURLY_LIMIT", "0")
 
     assert [keyed("send_sms", SMS, None).status_code for _ in range(11)] == [201] * 11
+
+
+@pytest.mark.parametrize(("name", "document"), [("make_call", CALL), ("send_sms", SMS)])
+def test_both_limits_cost_a_request_two_table_round_trips(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, table_round_trips: list[str], name: str, document: dict[str, str]
+) -> None:
+    env.setenv("DAILY_LIMIT", "100")
+    assert keyed(name, document, None).status_code == 201  # creates the table
+    table_round_trips.clear()
+
+    assert keyed(name, document, None).status_code == 201
+    assert len(table_round_trips) == 2, table_round_trips
 
 
 def test_a_refusal_is_logged_with_the_number_masked(

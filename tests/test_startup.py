@@ -20,6 +20,15 @@ def test_startup_prefetches_the_secrets_before_the_first_request(vault: KeyVault
     assert vault.fetches == {"twilio-account-sid": 1, "twilio-auth-token": 1}
 
 
+def test_a_request_during_the_prefetch_waits_for_it_instead_of_reading_again(vault: KeyVaultStandIn) -> None:
+    vault.delay = 0.2
+    on_load()
+    assert eventually(lambda: len(vault.received) > 0)  # the prefetch is at the vault
+
+    assert signed_post("sms_url", fixture("incoming_sms")).status_code == 200
+    assert vault.fetches == {"twilio-account-sid": 1, "twilio-auth-token": 1}
+
+
 def test_startup_prefetch_can_be_turned_off(vault: KeyVaultStandIn, env: pytest.MonkeyPatch) -> None:
     env.setenv("PREFETCH_SECRETS", "false")
     on_load()

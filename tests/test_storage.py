@@ -12,7 +12,7 @@ from azure.data.tables import TableServiceClient
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
 from devtools.standins import KeyVaultStandIn, Received, StandIn, TwilioStandIn
 from tests.state_support import CALL, keyed
-from tests.support import error_of
+from tests.support import error_of, fixture, signed_post
 
 
 def test_the_tables_are_created_on_first_use(twilio: TwilioStandIn, storage: Azurite) -> None:
@@ -77,3 +77,13 @@ def test_a_store_that_never_answers_is_given_up_on_with_503(twilio: TwilioStandI
     assert error_of(response)["code"] == "state_unavailable"
     assert len(silent_store.received) >= 1
     assert twilio.received == []
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+@pytest.mark.parametrize(
+    ("name", "form", "status"),
+    [("voice_url", "voice_call", 200), ("sms_url", "incoming_sms", 200), ("call_status", "call_status_completed", 204)],
+)
+def test_webhooks_never_touch_the_storage(silent_store: SilentStore, name: str, form: str, status: int) -> None:
+    assert signed_post(name, fixture(form)).status_code == status
+    assert silent_store.received == []

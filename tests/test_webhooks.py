@@ -14,6 +14,7 @@ from devtools.standins import KeyVaultStandIn
 from tests.support import AUTH_TOKEN, error_of, fixture, invoke, signed_post
 
 INTERNAL = "http://10.0.0.5:8080/api/sms_url"
+INTERNAL_VOICE = "http://10.0.0.5:8080/api/voice_url"
 
 
 @pytest.mark.usefixtures("credentials_in_env")
@@ -23,6 +24,32 @@ def test_webhook_checks_the_public_url_behind_a_proxy(env: pytest.MonkeyPatch) -
 
     assert signed_post("sms_url", fixture("incoming_sms"), url=INTERNAL, signed_url=public).status_code == 200
     assert signed_post("sms_url", fixture("incoming_sms"), url=INTERNAL, signed_url=INTERNAL).status_code == 403
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+def test_webhook_on_a_custom_domain_is_checked_against_the_url_twilio_requested(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WEBSITE_HOSTNAME", "myapp.azurewebsites.net")
+    url = "https://voice.example.com/api/sms_url"
+
+    assert signed_post("sms_url", fixture("incoming_sms"), url=url).status_code == 200
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+@pytest.mark.parametrize(
+    ("signed", "status"),
+    [
+        ("https://apim.example.com/twilio/api/voice_url", 200),
+        ("https://apim.example.com/api/voice_url", 403),
+        ("https://apim.example.com/twilio/voice_url", 403),  # what a gateway rewriting the path would need
+    ],
+)
+def test_webhook_checks_public_base_url_with_its_path_and_api_function_appended(
+    env: pytest.MonkeyPatch, signed: str, status: int
+) -> None:
+    env.setenv("PUBLIC_BASE_URL", "https://apim.example.com/twilio")
+    response = signed_post("voice_url", fixture("voice_call"), url=INTERNAL_VOICE, signed_url=signed)
+
+    assert response.status_code == status
 
 
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "frontdoor.example.com"}

@@ -1,4 +1,4 @@
-// Application Insights on a Log Analytics workspace, with local (key) auth off: the app sends
+// Application Insights on a Log Analytics workspace, both with local (key) auth off: the app sends
 // telemetry with its identity, which gets Monitoring Metrics Publisher on this component only.
 param logAnalyticsName string
 param applicationInsightsName string
@@ -17,6 +17,9 @@ resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2025-02-01' = {
       name: 'PerGB2018'
     }
     retentionInDays: 30
+    features: {
+      disableLocalAuth: true
+    }
   }
 }
 
