@@ -99,7 +99,13 @@ def _assert_clear(response: func.HttpResponse, sandbox: TwilioStandIn) -> None:
         assert sent.field("StatusCallback") == f"{PUBLIC_HOST}/api/call_status"
 
 
-SETTINGS = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# No deadline and no too_slow check: on a loaded machine, generating nested JSON can take long; what is
+# asserted is each answer, never how fast it came.
+SETTINGS = settings(
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @SETTINGS
