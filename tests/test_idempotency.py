@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +17,7 @@ from devtools.process_state import clear_caches
 from devtools.standins import Fault, TwilioStandIn, twilio_error
 from tests.servers import free_port
 from tests.state_support import CALL, SMS, HeldTwilio, held_twilio, keyed, table, unreachable_storage
-from tests.support import ACCOUNT_SID, body_json, error_of, eventually, function_url, invoke
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, eventually, function_url, invoke
 
 __all__ = ["held_twilio", "unreachable_storage"]  # fixtures
 
@@ -52,12 +54,36 @@ def test_the_same_request_as_a_form_or_a_query_string_is_the_same_request(
     assert len(twilio.creations()) == 1
 
 
-def test_the_same_key_with_other_parameters_answers_422(twilio: TwilioStandIn, storage: Azurite) -> None:
-    keyed("make_call", CALL, KEY)
-    response = keyed("make_call", {**CALL, "message": "Your table is not ready"}, KEY)
+@pytest.mark.parametrize(
+    ("function", "name", "other"),
+    [
+        ("make_call", "to", "+15558675311"),
+        ("make_call", "from", "+15017122662"),
+        ("make_call", "message", "Your table is not ready"),
+        ("make_call", "voice", "alice"),
+        ("make_call", "language", "en-GB"),
+        ("send_sms", "to", "+15558675311"),
+        ("send_sms", "from", "+15017122662"),
+        ("send_sms", "body", "Your code is 9876"),
+    ],
+)
+def test_the_same_key_with_other_parameters_answers_422(
+    twilio: TwilioStandIn, storage: Azurite, function: str, name: str, other: str
+) -> None:
+    first = CALL if function == "make_call" else SMS
+    keyed(function, first, KEY)
+    response = keyed(function, {**first, name: other}, KEY)
 
     assert response.status_code == 422
     assert (error_of(response)["code"], error_of(response)["target"]) == ("idempotency_key_reused", "Idempotency-Key")
+    assert len(twilio.creations()) == 1
+
+
+def test_defaults_filled_in_make_the_same_request(twilio: TwilioStandIn, storage: Azurite) -> None:
+    keyed("make_call", {"to": CALL["to"]}, KEY)
+    spelled_out = keyed("make_call", {"to": CALL["to"], "from": "+15017122661", "message": "Hello Monkey!"}, KEY)
+
+    assert (spelled_out.status_code, spelled_out.headers.get("Idempotent-Replayed")) == (201, "true")
     assert len(twilio.creations()) == 1
 
 
@@ -122,8 +148,9 @@ def test_a_malformed_key_answers_400(twilio: TwilioStandIn, storage: Azurite, ke
     assert twilio.received == []
 
 
-def test_a_key_of_255_printable_characters_is_accepted(twilio: TwilioStandIn, storage: Azurite) -> None:
-    assert keyed("make_call", CALL, " !~" * 85).status_code == 201
+@pytest.mark.parametrize("key", ["x", " !~" * 85], ids=["1 character", "255 characters"])
+def test_a_key_of_1_to_255_printable_characters_is_accepted(twilio: TwilioStandIn, storage: Azurite, key: str) -> None:
+    assert keyed("make_call", CALL, key).status_code == 201
 
 
 def test_a_request_refused_before_twilio_leaves_the_key_free(twilio: TwilioStandIn, storage: Azurite) -> None:
@@ -159,18 +186,33 @@ def test_a_request_that_never_reached_twilio_releases_its_key(
     assert len(twilio.creations()) == 1
 
 
-@pytest.mark.parametrize("fault", [Fault(status=500), Fault(drop=True)], ids=["twilio 500", "dropped"])
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [(Fault(status=500), 502), (Fault(drop=True), 502), (Fault(delay=1.0), 504)],
+    ids=["twilio 500", "dropped", "timed out"],
+)
 def test_an_outcome_unknown_answer_is_replayed_without_dialling_again(
-    twilio: TwilioStandIn, storage: Azurite, fault: Fault
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch, fault: Fault, status: int
 ) -> None:
+    env.setenv("TWILIO_HTTP_TIMEOUT", "0.3")
     twilio.fail_next(fault)
     first = keyed("make_call", CALL, KEY)
     again = keyed("make_call", CALL, KEY)
 
-    assert first.status_code == again.status_code == 502
+    assert first.status_code == again.status_code == status
     assert "unknown" in error_of(again)["message"]
     assert body_json(again) == body_json(first)
     assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(twilio.creations()) == 1
+
+
+def test_a_key_is_remembered_for_24_hours(twilio: TwilioStandIn, storage: Azurite) -> None:
+    keyed("make_call", CALL, KEY)
+    _age(storage, "make_call", timedelta(hours=23, minutes=59))
+
+    again = keyed("make_call", CALL, KEY)
+
+    assert again.headers.get("Idempotent-Replayed") == "true"
     assert len(twilio.creations()) == 1
 
 
@@ -195,6 +237,20 @@ def test_a_claim_abandoned_in_flight_answers_that_the_outcome_is_unknown(
 
     assert again.status_code == 502
     assert error_of(again)["code"] == "outcome_unknown"
+    assert len(twilio.creations()) == 1
+
+
+def test_a_request_refused_with_503_after_claiming_its_key_leaves_it_free(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    env.delenv("TWILIO_AUTH_TOKEN")
+    refused = keyed("make_call", CALL, KEY)
+    env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    clear_caches()
+    retried = keyed("make_call", CALL, KEY)
+
+    assert (refused.status_code, retried.status_code) == (503, 201)
+    assert "Idempotent-Replayed" not in retried.headers
     assert len(twilio.creations()) == 1
 
 
@@ -224,14 +280,18 @@ def test_a_key_with_storage_down_answers_503_and_twilio_is_not_asked(
     assert twilio.received == []
 
 
-def test_what_is_stored_holds_neither_the_key_nor_the_account_sid(twilio: TwilioStandIn, storage: Azurite) -> None:
-    sid = body_json(keyed("make_call", CALL, KEY))["sid"]
+def test_what_is_stored_is_hashes_and_the_answer_never_the_key_text_or_a_secret(
+    twilio: TwilioStandIn, storage: Azurite
+) -> None:
+    answer = body_json(keyed("make_call", CALL, KEY))
 
     (entity,) = table(storage, "idempotency").list_entities()
     stored = json.dumps({name: str(value) for name, value in entity.items()})
-    assert KEY not in stored
-    assert ACCOUNT_SID not in stored
-    assert sid in stored
+    assert (entity["PartitionKey"], entity["RowKey"]) == ("make_call", hashlib.sha256(KEY.encode()).hexdigest())
+    assert re.fullmatch("[0-9a-f]{64}", entity["Fingerprint"])
+    assert json.loads(entity["Body"]) == answer
+    for secret in (KEY, ACCOUNT_SID, AUTH_TOKEN, CALL["message"]):
+        assert secret not in stored
 
 
 def _age(storage: Azurite, function: str, age: timedelta, **fields: Any) -> None:
