@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from azure.data.tables import TableServiceClient
 
+import shared.storage
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
 from devtools.standins import KeyVaultStandIn, Received, StandIn, TwilioStandIn
 from tests.state_support import CALL, keyed
-from tests.support import error_of
+from tests.support import error_of, fixture, signed_post
 
 
 def test_the_tables_are_created_on_first_use(twilio: TwilioStandIn, storage: Azurite) -> None:
@@ -49,6 +50,12 @@ def test_identity_based_storage_uses_the_apps_managed_identity(
     assert twilio.received == []
 
 
+def test_an_account_name_means_its_public_table_endpoint(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AzureWebJobsStorage__accountName", "myappstore")
+
+    assert shared.storage._service().url.startswith("https://myappstore.table.core.windows.net")
+
+
 class SilentStore(StandIn):
     """A Table endpoint that accepts connections and never answers, until the test ends."""
 
@@ -77,3 +84,13 @@ def test_a_store_that_never_answers_is_given_up_on_with_503(twilio: TwilioStandI
     assert error_of(response)["code"] == "state_unavailable"
     assert len(silent_store.received) >= 1
     assert twilio.received == []
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+@pytest.mark.parametrize(
+    ("name", "payload", "status"),
+    [("voice_url", "voice_call", 200), ("sms_url", "incoming_sms", 200), ("call_status", "call_status_completed", 204)],
+)
+def test_the_webhooks_never_touch_the_storage(silent_store: SilentStore, name: str, payload: str, status: int) -> None:
+    assert signed_post(name, fixture(payload)).status_code == status
+    assert silent_store.received == []
