@@ -25,6 +25,15 @@ def test_webhook_checks_the_public_url_behind_a_proxy(env: pytest.MonkeyPatch) -
     assert signed_post("sms_url", fixture("incoming_sms"), url=INTERNAL, signed_url=INTERNAL).status_code == 403
 
 
+@pytest.mark.usefixtures("credentials_in_env")
+def test_webhook_checks_the_url_as_requested_not_website_hostname(env: pytest.MonkeyPatch) -> None:
+    """In Azure a custom domain bound to the app reaches it under its own name, which Twilio signed."""
+    env.setenv("WEBSITE_HOSTNAME", "myapp.azurewebsites.net")
+    custom = "https://calls.example.com/api/sms_url"
+
+    assert signed_post("sms_url", fixture("incoming_sms"), url=custom).status_code == 200
+
+
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "frontdoor.example.com"}
 FRONT_DOOR = "https://frontdoor.example.com/api/sms_url"
 
