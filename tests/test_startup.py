@@ -37,7 +37,9 @@ def test_startup_warns_that_twilio_calls_go_elsewhere(
     with caplog.at_level(logging.WARNING):
         on_load()
 
-    assert "TWILIO_API_BASE_URL is set: Twilio REST calls go to http://127.0.0.1:4010" in caplog.text
+    (record,) = [r for r in caplog.records if "TWILIO_API_BASE_URL" in r.getMessage()]
+    assert record.getMessage().startswith("TWILIO_API_BASE_URL is set: Twilio REST calls go to http://127.0.0.1:4010")
+    assert record.levelno == logging.WARNING
 
 
 def test_startup_with_a_broken_setting_logs_it_and_loads(
