@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from azure.data.tables import TableServiceClient
 
 import shared.storage
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
 from devtools.standins import KeyVaultStandIn, Received, StandIn, TwilioStandIn
-from tests.state_support import CALL, keyed
+from tests.servers import serving
+from tests.state_support import CALL, SMS, keyed
 from tests.support import error_of, fixture, signed_post
 
 
@@ -94,3 +96,50 @@ def test_a_store_that_never_answers_is_given_up_on_with_503(twilio: TwilioStandI
 def test_the_webhooks_never_touch_the_storage(silent_store: SilentStore, name: str, payload: str, status: int) -> None:
     assert signed_post(name, fixture(payload)).status_code == status
     assert silent_store.received == []
+
+
+class CountingProxy:
+    """A WSGI app passing every request on to the Table endpoint `target`, counting them."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.requests: list[str] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        method, path = environ["REQUEST_METHOD"], environ["RAW_URI"]
+        self.requests.append(f"{method} {path}")
+        headers = {name[5:].replace("_", "-"): value for name, value in environ.items() if name.startswith("HTTP_")}
+        headers.pop("HOST", None)
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        answer = requests.request(method, self.target + path, data=body, headers=headers, timeout=10)
+        passed = [(n, v) for n, v in answer.headers.items() if n.lower() not in _HOP_BY_HOP]
+        start_response(f"{answer.status_code} {answer.reason}", [*passed, ("Content-Length", str(len(answer.content)))])
+        return [answer.content]
+
+
+_HOP_BY_HOP = frozenset({"connection", "content-encoding", "content-length", "keep-alive", "transfer-encoding"})
+
+
+@pytest.fixture
+def counted_store(storage: Azurite, env: pytest.MonkeyPatch) -> Iterator[CountingProxy]:
+    proxy = CountingProxy(f"http://{storage.host}:{storage.port}")
+    with serving(proxy) as url:
+        env.setenv("AzureWebJobsStorage", connection_string(f"{url}/{ACCOUNT_NAME}"))
+        yield proxy
+
+
+@pytest.mark.parametrize("daily_limit", ["", "100"], ids=["hourly limit", "hourly and daily limits"])
+def test_a_request_costs_two_table_round_trips_and_two_more_with_a_key(
+    twilio: TwilioStandIn, counted_store: CountingProxy, env: pytest.MonkeyPatch, daily_limit: str
+) -> None:
+    env.setenv("DAILY_LIMIT", daily_limit)
+    keyed("send_sms", SMS, "warm-up")  # creates the tables, once per process
+    costs = {}
+    for step, key in [("unkeyed", None), ("keyed", "counted"), ("replayed", "counted")]:
+        counted_store.requests.clear()
+        assert keyed("send_sms", SMS, key).status_code == 201
+        costs[step] = len(counted_store.requests)
+
+    assert costs == {"unkeyed": 2, "keyed": 4, "replayed": 2}
