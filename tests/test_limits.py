@@ -251,10 +251,13 @@ def test_a_malformed_limit_answers_503_naming_it(
     assert twilio.received == []
 
 
-def test_a_malformed_limit_is_logged_at_startup(env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    env.setenv("DAILY_LIMIT", "lots")
+@pytest.mark.parametrize("setting", ["DESTINATION_HOURLY_LIMIT", "DAILY_LIMIT"])
+def test_a_malformed_limit_is_logged_at_startup(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, setting: str
+) -> None:
+    env.setenv(setting, "lots")
     with caplog.at_level(logging.ERROR):
         on_load()
 
-    assert "Setting DAILY_LIMIT must be a whole number" in caplog.text
+    assert f"Setting {setting} must be a whole number" in caplog.text
     assert "make_call and send_sms will answer 503" in caplog.text
