@@ -18,6 +18,7 @@ from devtools.standins import Fault, TwilioStandIn, twilio_error
 from tests.servers import free_port
 from tests.state_support import CALL, SMS, HeldTwilio, held_twilio, keyed, table, unreachable_storage
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, eventually, function_url, invoke
+from tests.test_twilio_client import unaccepting_port
 
 __all__ = ["held_twilio", "unreachable_storage"]  # fixtures
 
@@ -184,6 +185,22 @@ def test_a_request_that_never_reached_twilio_releases_its_key(
     assert "nothing was sent" in error_of(unreachable)["message"]
     assert retried.status_code == 201
     assert len(twilio.creations()) == 1
+
+
+def test_a_request_whose_connection_to_twilio_timed_out_releases_its_key(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("TWILIO_HTTP_TIMEOUT", "0.1")
+    with unaccepting_port() as url:
+        env.setenv("TWILIO_API_BASE_URL", url)
+        timed_out = keyed("make_call", CALL, KEY)
+    env.setenv("TWILIO_API_BASE_URL", twilio.url)
+    clear_caches()
+    retried = keyed("make_call", CALL, KEY)
+
+    assert timed_out.status_code == 504
+    assert "nothing was sent" in error_of(timed_out)["message"]
+    assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (201, None)
 
 
 @pytest.mark.parametrize(
