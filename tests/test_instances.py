@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from devtools.azurite import Azurite
+from devtools.azurite import EMULATOR_DIR, Azurite
+from devtools.standins import TwilioStandIn
 from tests.servers import free_port
-from tests.state_support import HeldTwilio
+from tests.state_support import CALL, HeldTwilio, keyed
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually
 from tests.test_host import ROOT, _taken_port, listening, run_host, start_host, stop_host, wait_until_up
 
@@ -200,6 +201,12 @@ def test_a_storage_the_user_names_is_used_instead_of_the_emulator(setting: str, 
             output = stop_host(process)
 
     assert "Storage emulator" not in output
+
+
+def test_the_storage_emulator_keeps_nothing_on_disk(twilio: TwilioStandIn, storage: Azurite) -> None:
+    assert keyed("make_call", CALL, "kept-in-memory").status_code == 201
+
+    assert [path.name for path in EMULATOR_DIR.glob("*azurite*")] == []
 
 
 def test_a_taken_storage_emulator_port_starts_nothing() -> None:
