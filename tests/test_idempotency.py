@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +26,8 @@ from tests.state_support import (
     table_round_trips,
     unreachable_storage,
 )
-from tests.support import ACCOUNT_SID, body_json, error_of, eventually, function_url, invoke
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, eventually, function_url, invoke
+from tests.test_twilio_client import unaccepting_port
 
 __all__ = ["held_twilio", "table_round_trips", "unreachable_storage"]  # fixtures
 
@@ -84,6 +87,14 @@ def test_the_same_key_with_other_parameters_answers_422(
 
     assert response.status_code == 422
     assert (error_of(response)["code"], error_of(response)["target"]) == ("idempotency_key_reused", "Idempotency-Key")
+    assert len(twilio.creations()) == 1
+
+
+def test_defaults_filled_in_make_the_same_request(twilio: TwilioStandIn, storage: Azurite) -> None:
+    keyed("make_call", {"to": CALL["to"]}, KEY)
+    spelled_out = keyed("make_call", {"to": CALL["to"], "from": "+15017122661", "message": "Hello Monkey!"}, KEY)
+
+    assert (spelled_out.status_code, spelled_out.headers.get("Idempotent-Replayed")) == (201, "true")
     assert len(twilio.creations()) == 1
 
 
@@ -148,8 +159,9 @@ def test_a_malformed_key_answers_400(twilio: TwilioStandIn, storage: Azurite, ke
     assert twilio.received == []
 
 
-def test_a_key_of_255_printable_characters_is_accepted(twilio: TwilioStandIn, storage: Azurite) -> None:
-    assert keyed("make_call", CALL, " !~" * 85).status_code == 201
+@pytest.mark.parametrize("key", ["x", " !~" * 85], ids=["1 character", "255 characters"])
+def test_a_key_of_1_to_255_printable_characters_is_accepted(twilio: TwilioStandIn, storage: Azurite, key: str) -> None:
+    assert keyed("make_call", CALL, key).status_code == 201
 
 
 def test_a_request_refused_before_twilio_leaves_the_key_free(twilio: TwilioStandIn, storage: Azurite) -> None:
@@ -185,15 +197,36 @@ def test_a_request_that_never_reached_twilio_releases_its_key(
     assert len(twilio.creations()) == 1
 
 
-@pytest.mark.parametrize("fault", [Fault(status=500), Fault(drop=True)], ids=["twilio 500", "dropped"])
-def test_an_outcome_unknown_answer_is_replayed_without_dialling_again(
-    twilio: TwilioStandIn, storage: Azurite, fault: Fault
+def test_a_request_whose_connection_to_twilio_timed_out_releases_its_key(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
 ) -> None:
+    env.setenv("TWILIO_HTTP_TIMEOUT", "0.1")
+    with unaccepting_port() as url:
+        env.setenv("TWILIO_API_BASE_URL", url)
+        timed_out = keyed("make_call", CALL, KEY)
+    env.setenv("TWILIO_API_BASE_URL", twilio.url)
+    clear_caches()
+    retried = keyed("make_call", CALL, KEY)
+
+    assert timed_out.status_code == 504
+    assert "nothing was sent" in error_of(timed_out)["message"]
+    assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (201, None)
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [(Fault(status=500), 502), (Fault(drop=True), 502), (Fault(delay=1.0), 504)],
+    ids=["twilio 500", "dropped", "timed out"],
+)
+def test_an_outcome_unknown_answer_is_replayed_without_dialling_again(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch, fault: Fault, status: int
+) -> None:
+    env.setenv("TWILIO_HTTP_TIMEOUT", "0.3")
     twilio.fail_next(fault)
     first = keyed("make_call", CALL, KEY)
     again = keyed("make_call", CALL, KEY)
 
-    assert first.status_code == again.status_code == 502
+    assert first.status_code == again.status_code == status
     assert "unknown" in error_of(again)["message"]
     assert body_json(again) == body_json(first)
     assert again.headers["Idempotent-Replayed"] == "true"
@@ -246,6 +279,20 @@ def test_a_claim_in_flight_for_under_5_minutes_is_still_in_progress(twilio: Twil
     assert len(twilio.creations()) == 1
 
 
+def test_a_request_refused_with_503_after_claiming_its_key_leaves_it_free(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    env.delenv("TWILIO_AUTH_TOKEN")
+    refused = keyed("make_call", CALL, KEY)
+    env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    clear_caches()
+    retried = keyed("make_call", CALL, KEY)
+
+    assert (refused.status_code, retried.status_code) == (503, 201)
+    assert "Idempotent-Replayed" not in retried.headers
+    assert len(twilio.creations()) == 1
+
+
 def test_without_a_key_every_request_reaches_twilio(twilio: TwilioStandIn, storage: Azurite) -> None:
     keyed("make_call", CALL, None)
     keyed("make_call", CALL, None)
@@ -261,6 +308,17 @@ def test_a_key_costs_a_request_two_table_round_trips(
     table_round_trips.clear()
 
     assert keyed("make_call", CALL, "second").status_code == 201
+    assert len(table_round_trips) == 2, table_round_trips
+
+
+def test_a_replay_costs_two_table_round_trips(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, table_round_trips: list[str]
+) -> None:
+    env.setenv("DESTINATION_HOURLY_LIMIT", "0")
+    assert keyed("make_call", CALL, KEY).status_code == 201
+    table_round_trips.clear()
+
+    assert keyed("make_call", CALL, KEY).headers["Idempotent-Replayed"] == "true"
     assert len(table_round_trips) == 2, table_round_trips
 
 
@@ -283,14 +341,18 @@ def test_a_key_with_storage_down_answers_503_and_twilio_is_not_asked(
     assert twilio.received == []
 
 
-def test_what_is_stored_holds_neither_the_key_nor_the_account_sid(twilio: TwilioStandIn, storage: Azurite) -> None:
-    sid = body_json(keyed("make_call", CALL, KEY))["sid"]
+def test_what_is_stored_is_hashes_and_the_answer_never_the_key_text_or_a_secret(
+    twilio: TwilioStandIn, storage: Azurite
+) -> None:
+    answer = body_json(keyed("make_call", CALL, KEY))
 
     (entity,) = table(storage, "idempotency").list_entities()
     stored = json.dumps({name: str(value) for name, value in entity.items()})
-    assert KEY not in stored
-    assert ACCOUNT_SID not in stored
-    assert sid in stored
+    assert (entity["PartitionKey"], entity["RowKey"]) == ("make_call", hashlib.sha256(KEY.encode()).hexdigest())
+    assert re.fullmatch("[0-9a-f]{64}", entity["Fingerprint"])
+    assert json.loads(entity["Body"]) == answer
+    for secret in (KEY, ACCOUNT_SID, AUTH_TOKEN, CALL["message"]):
+        assert secret not in stored
 
 
 def _age(storage: Azurite, function: str, age: timedelta, **fields: Any) -> None:

@@ -4,6 +4,9 @@ Twilio: idempotency keys and limits hold across them, and a store outage stops b
 from __future__ import annotations
 
 import functools
+import shlex
+import shutil
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -13,11 +16,12 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from devtools.azurite import Azurite
+from devtools.azurite import EMULATOR_DIR, Azurite
+from devtools.standins import TwilioStandIn
 from tests.servers import free_port
-from tests.state_support import HeldTwilio
+from tests.state_support import CALL, HeldTwilio, keyed
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually
-from tests.test_host import _taken_port, listening, run_host, start_host, stop_host, wait_until_up
+from tests.test_host import ROOT, _taken_port, listening, run_host, start_host, stop_host, wait_until_up
 
 HOURLY_LIMIT = 3
 REAL_TWILIO = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -161,6 +165,48 @@ def test_the_storage_emulator_stops_with_the_host() -> None:
     assert process.returncode == 0
     assert not listening(azurite_port)
     assert f"Storage emulator: http://127.0.0.1:{azurite_port}/devstoreaccount1" in output
+
+
+@pytest.mark.parametrize(
+    ("given", "port"), [((), "10002"), (("AZURITE_PORT=10003",), "10003")], ids=["default", "AZURITE_PORT=10003"]
+)
+def test_make_run_puts_the_storage_emulator_on_port_10002_unless_azurite_port_moves_it(
+    given: tuple[str, ...], port: str
+) -> None:
+    make = shutil.which("make")
+    assert make is not None
+    printed = subprocess.run([make, "-n", "run", *given], cwd=ROOT, capture_output=True, text=True, check=True)
+
+    (command,) = [shlex.split(line) for line in printed.stdout.splitlines() if "devtools.host" in line]
+    assert command[command.index("--azurite-port") + 1] == port
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("AzureWebJobsStorage", "UseDevelopmentStorage=true"),
+        ("AzureWebJobsStorage__accountName", "myappstore"),
+        ("AzureWebJobsStorage__tableServiceUri", "https://myappstore.table.core.windows.net"),
+    ],
+)
+def test_a_storage_the_user_names_is_used_instead_of_the_emulator(setting: str, value: str) -> None:
+    """The emulator's port is taken: a host that started one would stop at once."""
+    port = free_port()
+    with _taken_port() as azurite_port:
+        environ = {**REAL_TWILIO, setting: value}
+        process = start_host("--port", str(port), "--azurite-port", str(azurite_port), environ=environ)
+        try:
+            assert wait_until_up(port, process)
+        finally:
+            output = stop_host(process)
+
+    assert "Storage emulator" not in output
+
+
+def test_the_storage_emulator_keeps_nothing_on_disk(twilio: TwilioStandIn, storage: Azurite) -> None:
+    assert keyed("make_call", CALL, "kept-in-memory").status_code == 201
+
+    assert [path.name for path in EMULATOR_DIR.glob("*azurite*")] == []
 
 
 def test_a_taken_storage_emulator_port_starts_nothing() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import threading
@@ -11,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devtools.azurite import Azurite
-from devtools.standins import TwilioStandIn
+from devtools.standins import Fault, TwilioStandIn, twilio_error
 from shared.startup import on_load
 from tests.state_support import CALL, SMS, keyed, table, table_round_trips, unreachable_storage
 from tests.support import error_of
@@ -43,7 +45,7 @@ def two_an_hour(env: pytest.MonkeyPatch) -> None:
     env.setenv("DESTINATION_HOURLY_LIMIT", "2")
 
 
-def test_the_hourly_limit_of_a_destination_answers_429_with_retry_after(
+def test_the_hourly_limit_of_a_destination_answers_429_with_retry_after_until_the_clock_hour_ends(
     twilio: TwilioStandIn, storage: Azurite, two_an_hour: None
 ) -> None:
     answers = [keyed("make_call", CALL, None) for _ in range(2)]
@@ -80,7 +82,7 @@ def test_each_destination_has_its_own_hourly_count(twilio: TwilioStandIn, storag
     assert keyed("make_call", {**CALL, "to": OTHER_NUMBER}, None).status_code == 201
 
 
-def test_the_daily_limit_counts_every_destination(
+def test_the_daily_limit_counts_every_destination_until_the_utc_day_ends(
     twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
 ) -> None:
     env.setenv("DAILY_LIMIT", "2")
@@ -96,10 +98,16 @@ def test_the_daily_limit_counts_every_destination(
     assert len(twilio.creations()) == 2
 
 
-def test_a_limit_of_0_turns_the_hourly_limit_off(
-    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "limits",
+    [{"DESTINATION_HOURLY_LIMIT": "0"}, {"DESTINATION_HOURLY_LIMIT": "0", "DAILY_LIMIT": "0"}],
+    ids=["hourly", "daily"],
+)
+def test_a_limit_of_0_turns_the_limit_off(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch, limits: dict[str, str]
 ) -> None:
-    env.setenv("DESTINATION_HOURLY_LIMIT", "0")
+    for name, value in limits.items():
+        env.setenv(name, value)
 
     assert [keyed("send_sms", SMS, None).status_code for _ in range(11)] == [201] * 11
 
@@ -132,6 +140,17 @@ def test_a_replayed_answer_takes_no_slot(twilio: TwilioStandIn, storage: Azurite
     keyed("make_call", CALL, "only-once")
 
     assert keyed("make_call", CALL, None).status_code == 201
+
+
+@pytest.mark.parametrize("key", [None, "refused-by-twilio"], ids=["without a key", "with a key"])
+def test_a_request_twilio_refuses_keeps_its_slot(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch, key: str | None
+) -> None:
+    env.setenv("DESTINATION_HOURLY_LIMIT", "1")
+    twilio.fail_next(Fault(status=400, body=twilio_error(21211, "Invalid 'To' Phone Number", 400)))
+
+    assert [keyed("make_call", CALL, key).status_code, keyed("make_call", CALL, None).status_code] == [400, 429]
+    assert len(twilio.creations()) == 1
 
 
 def test_a_request_over_the_limit_releases_its_key(
@@ -188,6 +207,21 @@ def test_a_count_from_an_earlier_hour_is_not_counted(
     assert keyed("make_call", CALL, None).status_code == 201
 
 
+def test_the_counters_are_one_row_per_number_hashed_and_one_for_the_app(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("DAILY_LIMIT", "5")
+    now = datetime.now(UTC)
+    keyed("make_call", CALL, None)
+
+    rows = list(table(storage, "limits").list_entities())
+    assert {row["RowKey"]: (row["Window"], row["Count"]) for row in rows} == {
+        "to-" + hashlib.sha256(CALL["to"].encode()).hexdigest(): (now.strftime("%Y%m%d%H"), 1),
+        "app": (now.strftime("%Y%m%d"), 1),
+    }
+    assert CALL["to"] not in json.dumps([{name: str(value) for name, value in row.items()} for row in rows])
+
+
 def test_storage_down_answers_503_and_twilio_is_not_asked(twilio: TwilioStandIn, unreachable_storage: None) -> None:
     response = keyed("make_call", CALL, None)
 
@@ -201,10 +235,11 @@ def test_limits_fail_open_lets_requests_through_when_storage_is_down(
 ) -> None:
     env.setenv("LIMITS_FAIL_OPEN", "true")
     with caplog.at_level(logging.WARNING):
-        response = keyed("make_call", CALL, None)
+        answers = [keyed("make_call", CALL, None).status_code for _ in range(2)]
 
-    assert response.status_code == 201
-    assert "LIMITS_FAIL_OPEN" in caplog.text
+    assert answers == [201, 201]
+    warned = [r.levelno for r in caplog.records if "LIMITS_FAIL_OPEN" in r.getMessage()]
+    assert warned == [logging.WARNING, logging.WARNING]
 
 
 def test_limits_fail_open_does_not_open_idempotency_keys(
@@ -241,10 +276,13 @@ def test_a_malformed_limit_answers_503_naming_it(
     assert twilio.received == []
 
 
-def test_a_malformed_limit_is_logged_at_startup(env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    env.setenv("DAILY_LIMIT", "lots")
+@pytest.mark.parametrize("setting", ["DESTINATION_HOURLY_LIMIT", "DAILY_LIMIT"])
+def test_a_malformed_limit_is_logged_at_startup(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, setting: str
+) -> None:
+    env.setenv(setting, "lots")
     with caplog.at_level(logging.ERROR):
         on_load()
 
-    assert "Setting DAILY_LIMIT must be a whole number" in caplog.text
+    assert f"Setting {setting} must be a whole number" in caplog.text
     assert "make_call and send_sms will answer 503" in caplog.text

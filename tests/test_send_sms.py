@@ -112,3 +112,14 @@ def test_send_sms_with_an_empty_allowed_destinations_list_answers_503(
 
     assert response.status_code == 503
     assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "ALLOWED_DESTINATIONS")
+
+
+def test_send_sms_with_a_bad_from_number_setting_answers_503_naming_it(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("TWILIO_FROM_NUMBER", "MyBrand")
+    response = post_json("send_sms", {"to": "+15558675310", "body": "Hi"})
+
+    assert response.status_code == 503
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "TWILIO_FROM_NUMBER")
+    assert twilio.received == []

@@ -23,6 +23,8 @@ def test_defaults_without_any_setting_are_the_documented_ones() -> None:
     assert settings.twilio_http_timeout == 10
     assert settings.secret_ttl == 900
     assert settings.prefetch_secrets is True
+    assert (settings.destination_hourly_limit, settings.daily_limit, settings.limits_fail_open) == (10, None, False)
+    assert settings.storage_configured is False
 
 
 def test_settings_are_read_from_the_environment(env: pytest.MonkeyPatch) -> None:

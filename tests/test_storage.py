@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from azure.data.tables import TableServiceClient
 
+import shared.storage
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
 from devtools.standins import KeyVaultStandIn, Received, StandIn, TwilioStandIn
 from tests.state_support import CALL, keyed
@@ -47,6 +48,12 @@ def test_identity_based_storage_uses_the_apps_managed_identity(
     assert token_request.query["client_id"] == ["00000000-0000-0000-0000-0000000000c1"]
     assert vault.received[0].headers["Authorization"].startswith("Bearer identity-token-")
     assert twilio.received == []
+
+
+def test_an_account_name_means_its_public_table_endpoint(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AzureWebJobsStorage__accountName", "myappstore")
+
+    assert shared.storage._service().url.startswith("https://myappstore.table.core.windows.net")
 
 
 class SilentStore(StandIn):
