@@ -14,6 +14,7 @@ import requests
 from devtools.invoke import replay_call
 from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Prism, SandboxGateway
 from devtools.twilio_sim import LocalRoute
+from shared.settings import STORAGE
 from tests.sandbox_support import RunningSandbox, app_with_sandbox, record, running_sandbox, settled
 from tests.servers import free_port, serving
 from tests.support import error_of, eventually, post_json
@@ -72,6 +73,18 @@ def test_what_prism_refuses_never_reaches_the_stand_in(sandbox: RunningSandbox) 
     response = sandbox.rest("POST", "Calls.json", data={"From": "+15017122661", "Url": "http://127.0.0.1:9/"})
 
     assert response.status_code == 422
+    assert len(sandbox.sandbox.sim.calls) == calls
+
+
+def test_prism_refuses_a_request_without_credentials(sandbox: RunningSandbox) -> None:
+    calls = len(sandbox.sandbox.sim.calls)
+    response = requests.post(
+        f"{sandbox.api}/2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}/Calls.json",
+        data={"To": "+15558675310", "From": "+15017122661", "Url": "http://127.0.0.1:9/"},
+        timeout=30,
+    )
+
+    assert response.status_code == 401
     assert len(sandbox.sandbox.sim.calls) == calls
 
 
@@ -173,4 +186,26 @@ def test_make_run_plays_a_call_out_and_call_status_logs_it() -> None:
     finally:
         output = stop_host(process)
 
-    assert f"call_status CallSid={sid} CallStatus=completed CallDuration=1" in output
+    line = f"INFO shared.call_events: call_status CallSid={sid} CallStatus=completed CallDuration=1"
+    line += " ErrorCode= SipResponseCode="
+    assert re.search(rf"^\[[^\]]+\] {re.escape(line)}$", output, re.MULTILINE)
+
+
+def test_make_run_serves_the_pass_through_under_sandbox_twilio() -> None:
+    port = free_port()
+    # A store named, so that no storage emulator starts: the pass-through needs none.
+    process = start_host(
+        "--port", str(port), "--prism-port", str(free_port()), environ={STORAGE: "UseDevelopmentStorage=true"}
+    )
+    try:
+        assert wait_until_up(port, process)
+        response = requests.get(
+            f"http://127.0.0.1:{port}/_sandbox/twilio/2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}/Calls.json",
+            auth=(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN),
+            timeout=30,
+        )
+    finally:
+        stop_host(process)
+
+    assert response.status_code == 200
+    assert response.json()["calls"] == []
