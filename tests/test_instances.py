@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from azure.data.tables import TableServiceClient
 
-from devtools.azurite import Azurite
+from devtools.azurite import EMULATOR_DIR, Azurite
 from tests.servers import free_port
 from tests.state_support import HeldTwilio
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually
@@ -172,3 +173,14 @@ def test_a_taken_storage_emulator_port_starts_nothing() -> None:
         f"Port {azurite_port} (the storage emulator) is already in use, so nothing was started;"
         f" pick another: make run AZURITE_PORT={azurite_port + 1} (or --azurite-port {azurite_port + 1})."
     ]
+
+
+def test_the_storage_emulator_keeps_its_tables_in_memory_only() -> None:
+    before = set(EMULATOR_DIR.iterdir())
+    emulator = Azurite(free_port()).start()
+    try:
+        TableServiceClient.from_connection_string(emulator.connection_string).create_table("kept")
+    finally:
+        emulator.stop()
+
+    assert set(EMULATOR_DIR.iterdir()) == before
