@@ -296,6 +296,13 @@ def test_the_invoker_cli_sends_the_status_it_is_given(host: str, caplog: pytest.
     ]
 
 
+def test_the_invoker_cli_posts_a_text_itself_where_no_sandbox_runs(
+    host: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert invoke_main(["sms_url", "--base-url", host, "--body", "Hi there"]) == 0
+    assert "<Message>Hey, thanks for the ping! Twilio and Azure rock!</Message>" in capsys.readouterr().out
+
+
 # `python -m devtools.host`, as `make run` starts it.
 
 
@@ -393,12 +400,15 @@ def test_the_local_host_serves_the_app_on_the_sandbox_end_to_end() -> None:
         assert "<Say>Hello Monkey!</Say>" in invoked.stdout
     finally:
         output = stop_host(process)
-    assert f"Twilio sandbox: http://127.0.0.1:{prism_port} (the app's Twilio REST calls go there" in output
-    assert (
+    printed = [
+        "Storage emulator: http://127.0.0.1:",
+        f"Twilio sandbox: http://127.0.0.1:{prism_port} (the app's Twilio REST calls go there",
         f"Sandbox credentials: TWILIO_ACCOUNT_SID={SANDBOX_ACCOUNT_SID} TWILIO_AUTH_TOKEN={SANDBOX_AUTH_TOKEN}"
-        f" TWILIO_FROM_NUMBER={SANDBOX_FROM_NUMBER}"
-    ) in output
-    assert f"make_call: [GET,POST] {base}/api/make_call" in output
+        f" TWILIO_FROM_NUMBER={SANDBOX_FROM_NUMBER}",
+        f"make_call: [GET,POST] {base}/api/make_call",
+    ]
+    assert all(line in output for line in printed)
+    assert sorted(printed, key=output.index) == printed
 
 
 def test_make_run_prints_no_sandbox_credentials_when_some_are_configured() -> None:
