@@ -3,6 +3,7 @@ Twilio's own OpenAPI description, then answered and played out by the stand-in."
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from werkzeug.wrappers import Request, Response
 
 from devtools.invoke import replay_call
 from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Prism, SandboxGateway
@@ -86,6 +88,29 @@ def test_prism_refuses_a_request_without_credentials(sandbox: RunningSandbox) ->
 
     assert response.status_code == 401
     assert len(sandbox.sandbox.sim.calls) == calls
+
+
+@Request.application
+def _off_twilios_description(request: Request) -> Response:
+    """An upstream answering a created call with a number for its SID, which Twilio's spec forbids."""
+    return Response(json.dumps({"sid": 5}), 201, mimetype="application/json")
+
+
+def test_prism_refuses_an_answer_off_twilios_description() -> None:
+    with serving(_off_twilios_description) as upstream:
+        checking = Prism(port=free_port(), upstream=upstream).start()
+        try:
+            response = requests.post(
+                f"{checking.url}/2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}/Calls.json",
+                data={"To": "+15558675310", "From": "+15017122661", "Url": "http://127.0.0.1:9/"},
+                auth=(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN),
+                timeout=30,
+            )
+        finally:
+            checking.stop()
+
+    assert response.status_code == 500
+    assert "sid" in response.headers["sl-violations"]
 
 
 def test_a_caller_mistake_stops_at_the_app(host: str, sandbox: RunningSandbox) -> None:
