@@ -25,6 +25,7 @@ import requests
 from twilio.request_validator import RequestValidator
 
 import function_app
+from devtools.azurite import connection_string
 from devtools.host import LocalHost, load_local_settings
 from devtools.invoke import main as invoke_main
 from devtools.invoke import send_signed, sms_params, status_params, voice_params
@@ -38,7 +39,7 @@ from tests.support import ACCOUNT_SID, AUTH_TOKEN
 ROOT = Path(__file__).resolve().parent.parent
 SITE = "mysite.azurewebsites.net"
 # A store named, so that `python -m devtools.host` starts no storage emulator where a test needs none.
-NO_EMULATOR = {STORAGE: "UseDevelopmentStorage=true"}
+NO_EMULATOR = {STORAGE: connection_string("http://127.0.0.1:9/devstoreaccount1")}
 
 echo_app = func.FunctionApp()
 

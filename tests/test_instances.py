@@ -4,6 +4,7 @@ Twilio: idempotency keys and limits hold across them, and a store outage stops b
 from __future__ import annotations
 
 import functools
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -15,10 +16,11 @@ import requests
 from azure.data.tables import TableServiceClient
 
 from devtools.azurite import EMULATOR_DIR, Azurite
+from devtools.standins import TwilioStandIn
 from tests.servers import free_port
 from tests.state_support import HeldTwilio
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually
-from tests.test_host import _taken_port, listening, run_host, start_host, stop_host, wait_until_up
+from tests.test_host import ROOT, _taken_port, listening, run_host, start_host, stop_host, wait_until_up
 
 HOURLY_LIMIT = 3
 REAL_TWILIO = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -162,6 +164,20 @@ def test_the_storage_emulator_stops_with_the_host() -> None:
     assert process.returncode == 0
     assert not listening(azurite_port)
     assert f"Storage emulator: http://127.0.0.1:{azurite_port}/devstoreaccount1" in output
+
+
+def test_make_run_on_the_settings_example_keeps_its_storage_emulator(twilio: TwilioStandIn) -> None:
+    """The README's way to the real Twilio: the example's Values, with a SID, token and Twilio filled in."""
+    example = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))["Values"]
+    port = free_port()
+    process = start_host("--port", str(port), environ={**example, **REAL_TWILIO, "TWILIO_API_BASE_URL": twilio.url})
+    try:
+        assert wait_until_up(port, process)
+        response = requests.post(f"http://127.0.0.1:{port}/api/make_call", json={"to": "+15558675310"}, timeout=60)
+    finally:
+        stop_host(process)
+
+    assert response.status_code == 201
 
 
 def test_a_taken_storage_emulator_port_starts_nothing() -> None:

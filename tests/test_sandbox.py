@@ -16,11 +16,10 @@ from werkzeug.wrappers import Request, Response
 from devtools.invoke import replay_call
 from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Prism, SandboxGateway
 from devtools.twilio_sim import LocalRoute
-from shared.settings import STORAGE
 from tests.sandbox_support import RunningSandbox, app_with_sandbox, record, running_sandbox, settled
 from tests.servers import free_port, serving
 from tests.support import error_of, eventually, post_json
-from tests.test_host import listening, start_host, stop_host, wait_until_up
+from tests.test_host import NO_EMULATOR, listening, start_host, stop_host, wait_until_up
 
 CALL = {"to": "+15558675310", "from": "+15017122661", "message": "Hello from Azure"}
 
@@ -218,10 +217,7 @@ def test_make_run_plays_a_call_out_and_call_status_logs_it() -> None:
 
 def test_make_run_serves_the_pass_through_under_sandbox_twilio() -> None:
     port = free_port()
-    # A store named, so that no storage emulator starts: the pass-through needs none.
-    process = start_host(
-        "--port", str(port), "--prism-port", str(free_port()), environ={STORAGE: "UseDevelopmentStorage=true"}
-    )
+    process = start_host("--port", str(port), "--prism-port", str(free_port()), environ=NO_EMULATOR)
     try:
         assert wait_until_up(port, process)
         response = requests.get(
