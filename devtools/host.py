@@ -248,8 +248,14 @@ def _port_clash(args: argparse.Namespace, *, sandbox: bool, azurite: bool) -> st
 
 
 def _storage_configured(environ: Mapping[str, str]) -> bool:
-    """Whether the user named a storage account, as AzureWebJobsStorage or its identity-based settings."""
-    return any(name == STORAGE or name.startswith(f"{STORAGE}__") for name in environ)
+    """Whether the user named a storage account, as AzureWebJobsStorage or its identity-based settings.
+    `UseDevelopmentStorage=true` (Core Tools' value, in local.settings.json.example) names no account
+    but the local emulator, which this host runs."""
+    return any(
+        (name == STORAGE and environ[name].strip().lower() != "usedevelopmentstorage=true")
+        or name.startswith(f"{STORAGE}__")
+        for name in environ
+    )
 
 
 def _start_storage(azurite: Azurite) -> bool:

@@ -8,6 +8,7 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberType
 
+from devtools.twilio_sim import OUTCOMES
 from shared.destinations import check_destination
 from shared.errors import ApiError
 from shared.settings import Settings
@@ -40,6 +41,11 @@ def _refusal(number: str, settings: Settings) -> ApiError:
 @pytest.mark.parametrize("number", [US, CANADA])
 def test_a_region_list_allows_numbers_of_its_regions(number: str) -> None:
     check_destination(number, _settings(ALLOWED_DESTINATIONS="US,CA"))
+
+
+@pytest.mark.parametrize("number", sorted(OUTCOMES))
+def test_a_us_list_lets_the_sandbox_test_numbers_through(number: str) -> None:
+    check_destination(number, _settings(ALLOWED_DESTINATIONS="US"))
 
 
 @pytest.mark.parametrize("number", [JAMAICA, BAHAMAS])

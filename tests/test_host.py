@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,17 +25,21 @@ import requests
 from twilio.request_validator import RequestValidator
 
 import function_app
+from devtools.azurite import connection_string
 from devtools.host import LocalHost, load_local_settings
 from devtools.invoke import main as invoke_main
 from devtools.invoke import send_signed, sms_params, status_params, voice_params
 from devtools.process_state import without_settings
 from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FROM_NUMBER, SandboxGateway
 from devtools.standins import TwilioStandIn
+from shared.settings import STORAGE
 from tests.servers import free_port, serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = "mysite.azurewebsites.net"
+# A store named, so that `python -m devtools.host` starts no storage emulator where a test needs none.
+NO_EMULATOR = {STORAGE: connection_string("http://127.0.0.1:9/devstoreaccount1")}
 
 echo_app = func.FunctionApp()
 
@@ -282,16 +288,45 @@ def test_the_invoker_cli_adds_parameters_and_prints_the_twiml(host: str, capsys:
     assert printed[1].endswith("<Response><Say>Ahoy</Say></Response>")
 
 
+def test_the_invoker_cli_sends_the_status_it_is_given(host: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="shared.call_events")
+
+    assert invoke_main(["call_status", "--base-url", host, "--status", "failed"]) == 0
+    assert [r.getMessage().split()[2] for r in caplog.records if r.name == "shared.call_events"] == [
+        "CallStatus=failed"
+    ]
+
+
+def test_the_invoker_cli_posts_a_text_itself_where_no_sandbox_runs(
+    host: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert invoke_main(["sms_url", "--base-url", host, "--body", "Hi there"]) == 0
+    assert "<Message>Hey, thanks for the ping! Twilio and Azure rock!</Message>" in capsys.readouterr().out
+
+
 # `python -m devtools.host`, as `make run` starts it.
 
 
-def test_real_twilio_mode_needs_real_credentials() -> None:
+@pytest.mark.parametrize(
+    "given", [{}, {"TWILIO_ACCOUNT_SID": ACCOUNT_SID}, {"TWILIO_AUTH_TOKEN": AUTH_TOKEN}], ids=["none", "sid", "token"]
+)
+def test_real_twilio_mode_needs_real_credentials(given: dict[str, str]) -> None:
     # Set empty, so that a local.settings.json cannot fill them.
     unset = {"TWILIO_ACCOUNT_SID": "", "TWILIO_AUTH_TOKEN": "", "KEY_VAULT_URL": ""}
-    code, output = run_host("--port", "0", environ={**unset, "TWILIO_SANDBOX": "false"})
+    code, output = run_host("--port", "0", environ={**unset, **given, "TWILIO_SANDBOX": "false"})
 
     assert code == 2
     assert "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL" in output
+
+
+def test_real_twilio_mode_starts_with_a_key_vault_url_alone() -> None:
+    port = free_port()
+    settings = {"TWILIO_ACCOUNT_SID": "", "TWILIO_AUTH_TOKEN": "", "KEY_VAULT_URL": "https://myvault.vault.azure.net/"}
+    process = start_host("--port", str(port), environ={**settings, **NO_EMULATOR, "TWILIO_SANDBOX": "false"})
+    try:
+        assert wait_until_up(port, process)
+    finally:
+        stop_host(process)
 
 
 def test_a_taken_app_port_starts_nothing() -> None:
@@ -331,6 +366,19 @@ def test_the_host_answers_the_public_base_url_name_behind_a_tunnel() -> None:
     assert response.status_code == 404
 
 
+def test_the_host_answers_requests_addressed_to_its_host_option() -> None:
+    address, port = "127.0.0.2", free_port()
+    real_twilio = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+    process = start_host("--host", address, "--port", str(port), environ={**real_twilio, **NO_EMULATOR})
+    try:
+        assert wait_until_up(port, process, host=address)
+        response = requests.get(f"http://{address}:{port}/api/none", timeout=10)
+    finally:
+        stop_host(process)
+
+    assert response.status_code == 404
+
+
 def test_the_local_host_serves_the_app_on_the_sandbox_end_to_end() -> None:
     port, prism_port = free_port(), free_port()
     process = start_host("--port", str(port), "--prism-port", str(prism_port))
@@ -353,12 +401,49 @@ def test_the_local_host_serves_the_app_on_the_sandbox_end_to_end() -> None:
         assert "<Say>Hello Monkey!</Say>" in invoked.stdout
     finally:
         output = stop_host(process)
-    assert f"Twilio sandbox: http://127.0.0.1:{prism_port} (the app's Twilio REST calls go there" in output
-    assert (
+    printed = [
+        "Storage emulator: http://127.0.0.1:",
+        f"Twilio sandbox: http://127.0.0.1:{prism_port} (the app's Twilio REST calls go there",
         f"Sandbox credentials: TWILIO_ACCOUNT_SID={SANDBOX_ACCOUNT_SID} TWILIO_AUTH_TOKEN={SANDBOX_AUTH_TOKEN}"
-        f" TWILIO_FROM_NUMBER={SANDBOX_FROM_NUMBER}"
-    ) in output
-    assert f"make_call: [GET,POST] {base}/api/make_call" in output
+        f" TWILIO_FROM_NUMBER={SANDBOX_FROM_NUMBER}",
+        f"make_call: [GET,POST] {base}/api/make_call",
+    ]
+    assert all(line in output for line in printed)
+    assert sorted(printed, key=output.index) == printed
+
+
+def test_make_run_prints_no_sandbox_credentials_when_some_are_configured() -> None:
+    port = free_port()
+    configured = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+    process = start_host("--port", str(port), "--prism-port", str(free_port()), environ={**configured, **NO_EMULATOR})
+    try:
+        assert wait_until_up(port, process)
+    finally:
+        output = stop_host(process)
+
+    assert "Twilio sandbox: " in output
+    assert "Sandbox credentials" not in output
+    assert AUTH_TOKEN not in output
+
+
+@pytest.mark.parametrize(
+    ("overrides", "ports"),
+    [
+        ([], ("7071", "4010", "10002")),
+        (["PORT=7072", "PRISM_PORT=4011", "AZURITE_PORT=10003"], ("7072", "4011", "10003")),
+    ],
+    ids=["defaults", "moved"],
+)
+def test_make_run_serves_on_the_documented_ports(overrides: list[str], ports: tuple[str, str, str]) -> None:
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    planned = subprocess.run(
+        [make, "--dry-run", "run", *overrides], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.splitlines()
+
+    app, prism, azurite = ports
+    assert f".venv/bin/python -m devtools.host --port {app} --prism-port {prism} --azurite-port {azurite}" in planned
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
@@ -399,18 +484,18 @@ def stop_host(process: subprocess.Popen[str], stop_signal: signal.Signals = sign
     return output
 
 
-def wait_until_up(port: int, process: subprocess.Popen[str], timeout: float = 180) -> bool:
+def wait_until_up(port: int, process: subprocess.Popen[str], timeout: float = 180, host: str = "127.0.0.1") -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
-        if listening(port):
+        if listening(port, host):
             return True
         time.sleep(0.2)
     return False
 
 
-def listening(port: int) -> bool:
+def listening(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
+        with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False

@@ -4,6 +4,7 @@ Twilio: idempotency keys and limits hold across them, and a store outage stops b
 from __future__ import annotations
 
 import functools
+import json
 import shlex
 import shutil
 import subprocess
@@ -15,11 +16,12 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from azure.data.tables import TableServiceClient
 
 from devtools.azurite import EMULATOR_DIR, Azurite
 from devtools.standins import TwilioStandIn
 from tests.servers import free_port
-from tests.state_support import CALL, HeldTwilio, keyed
+from tests.state_support import HeldTwilio
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually
 from tests.test_host import ROOT, _taken_port, listening, run_host, start_host, stop_host, wait_until_up
 
@@ -184,7 +186,7 @@ def test_make_run_puts_the_storage_emulator_on_port_10002_unless_azurite_port_mo
 @pytest.mark.parametrize(
     ("setting", "value"),
     [
-        ("AzureWebJobsStorage", "UseDevelopmentStorage=true"),
+        ("AzureWebJobsStorage", "DefaultEndpointsProtocol=https;AccountName=myappstore;AccountKey=a2V5"),
         ("AzureWebJobsStorage__accountName", "myappstore"),
         ("AzureWebJobsStorage__tableServiceUri", "https://myappstore.table.core.windows.net"),
     ],
@@ -203,10 +205,18 @@ def test_a_storage_the_user_names_is_used_instead_of_the_emulator(setting: str, 
     assert "Storage emulator" not in output
 
 
-def test_the_storage_emulator_keeps_nothing_on_disk(twilio: TwilioStandIn, storage: Azurite) -> None:
-    assert keyed("make_call", CALL, "kept-in-memory").status_code == 201
+def test_make_run_on_the_settings_example_keeps_its_storage_emulator(twilio: TwilioStandIn) -> None:
+    """The README's way to the real Twilio: the example's Values, with a SID, token and Twilio filled in."""
+    example = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))["Values"]
+    port = free_port()
+    process = start_host("--port", str(port), environ={**example, **REAL_TWILIO, "TWILIO_API_BASE_URL": twilio.url})
+    try:
+        assert wait_until_up(port, process)
+        response = requests.post(f"http://127.0.0.1:{port}/api/make_call", json={"to": "+15558675310"}, timeout=60)
+    finally:
+        stop_host(process)
 
-    assert [path.name for path in EMULATOR_DIR.glob("*azurite*")] == []
+    assert response.status_code == 201
 
 
 def test_a_taken_storage_emulator_port_starts_nothing() -> None:
@@ -218,3 +228,14 @@ def test_a_taken_storage_emulator_port_starts_nothing() -> None:
         f"Port {azurite_port} (the storage emulator) is already in use, so nothing was started;"
         f" pick another: make run AZURITE_PORT={azurite_port + 1} (or --azurite-port {azurite_port + 1})."
     ]
+
+
+def test_the_storage_emulator_keeps_its_tables_in_memory_only() -> None:
+    before = set(EMULATOR_DIR.iterdir())
+    emulator = Azurite(free_port()).start()
+    try:
+        TableServiceClient.from_connection_string(emulator.connection_string).create_table("kept")
+    finally:
+        emulator.stop()
+
+    assert set(EMULATOR_DIR.iterdir()) == before

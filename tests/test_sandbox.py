@@ -3,6 +3,7 @@ Twilio's own OpenAPI description, then answered and played out by the stand-in."
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from werkzeug.wrappers import Request, Response
 
 from devtools.invoke import replay_call
 from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Prism, SandboxGateway
@@ -17,7 +19,7 @@ from devtools.twilio_sim import LocalRoute
 from tests.sandbox_support import RunningSandbox, app_with_sandbox, record, running_sandbox, settled
 from tests.servers import free_port, serving
 from tests.support import error_of, eventually, post_json
-from tests.test_host import listening, start_host, stop_host, wait_until_up
+from tests.test_host import NO_EMULATOR, listening, start_host, stop_host, wait_until_up
 
 CALL = {"to": "+15558675310", "from": "+15017122661", "message": "Hello from Azure"}
 
@@ -73,6 +75,41 @@ def test_what_prism_refuses_never_reaches_the_stand_in(sandbox: RunningSandbox) 
 
     assert response.status_code == 422
     assert len(sandbox.sandbox.sim.calls) == calls
+
+
+def test_prism_refuses_a_request_without_credentials(sandbox: RunningSandbox) -> None:
+    calls = len(sandbox.sandbox.sim.calls)
+    response = requests.post(
+        f"{sandbox.api}/2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}/Calls.json",
+        data={"To": "+15558675310", "From": "+15017122661", "Url": "http://127.0.0.1:9/"},
+        timeout=30,
+    )
+
+    assert response.status_code == 401
+    assert len(sandbox.sandbox.sim.calls) == calls
+
+
+@Request.application
+def _off_twilios_description(request: Request) -> Response:
+    """An upstream answering a created call with a number for its SID, which Twilio's spec forbids."""
+    return Response(json.dumps({"sid": 5}), 201, mimetype="application/json")
+
+
+def test_prism_refuses_an_answer_off_twilios_description() -> None:
+    with serving(_off_twilios_description) as upstream:
+        checking = Prism(port=free_port(), upstream=upstream).start()
+        try:
+            response = requests.post(
+                f"{checking.url}/2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}/Calls.json",
+                data={"To": "+15558675310", "From": "+15017122661", "Url": "http://127.0.0.1:9/"},
+                auth=(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN),
+                timeout=30,
+            )
+        finally:
+            checking.stop()
+
+    assert response.status_code == 500
+    assert "sid" in response.headers["sl-violations"]
 
 
 def test_a_caller_mistake_stops_at_the_app(host: str, sandbox: RunningSandbox) -> None:
@@ -173,4 +210,23 @@ def test_make_run_plays_a_call_out_and_call_status_logs_it() -> None:
     finally:
         output = stop_host(process)
 
-    assert f"call_status CallSid={sid} CallStatus=completed CallDuration=1" in output
+    line = f"INFO shared.call_events: call_status CallSid={sid} CallStatus=completed CallDuration=1"
+    line += " ErrorCode= SipResponseCode="
+    assert re.search(rf"^\[[^\]]+\] {re.escape(line)}$", output, re.MULTILINE)
+
+
+def test_make_run_serves_the_pass_through_under_sandbox_twilio() -> None:
+    port = free_port()
+    process = start_host("--port", str(port), "--prism-port", str(free_port()), environ=NO_EMULATOR)
+    try:
+        assert wait_until_up(port, process)
+        response = requests.get(
+            f"http://127.0.0.1:{port}/_sandbox/twilio/2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}/Calls.json",
+            auth=(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN),
+            timeout=30,
+        )
+    finally:
+        stop_host(process)
+
+    assert response.status_code == 200
+    assert response.json()["calls"] == []

@@ -56,6 +56,15 @@ def test_the_page_shows_a_text_with_its_body_and_status(host: str, tmp_path: Pat
     assert "Your code is 123456" in page
 
 
+def test_the_page_shows_the_newest_first(host: str) -> None:
+    texts = [{"to": to, "from": "+15017122661", "body": "Hi"} for to in ("+14155550104", "+14155550105")]
+    sids = [requests.post(f"{host}/api/send_sms", json=text, timeout=30).json()["sid"] for text in texts]
+
+    page = requests.get(f"{host}/_sandbox/", timeout=10).text
+
+    assert page.index(sids[1]) < page.index(sids[0])
+
+
 def test_the_page_shows_what_was_said_as_text_never_as_markup(host: str) -> None:
     document = {"to": "+14155550103", "from": "+15017122661", "body": "<script>alert(1)</script>"}
     requests.post(f"{host}/api/send_sms", json=document, timeout=30)

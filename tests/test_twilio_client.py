@@ -166,15 +166,20 @@ def test_a_dropped_connection_answers_502_outcome_unknown(twilio: TwilioStandIn)
     assert len(twilio.creations()) == 1
 
 
-def test_an_unreachable_twilio_answers_502_nothing_sent(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("function", "document"), [("make_call", CALL), ("send_sms", {**CALL, "body": "Hi"})], ids=["make_call", "send_sms"]
+)
+def test_an_unreachable_twilio_answers_502_nothing_sent(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, function: str, document: dict[str, str]
+) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         env.setenv("TWILIO_API_BASE_URL", f"http://127.0.0.1:{closed.getsockname()[1]}")
-    response = post_json("make_call", CALL)
+    response = post_json(function, document)
 
     assert response.status_code == 502
     assert error_of(response)["code"] == "twilio_unreachable"
-    assert "nothing was sent" in error_of(response)["message"]
+    assert error_of(response)["message"] == "Twilio could not be reached; nothing was sent."
 
 
 def test_a_refused_connection_is_retried(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:

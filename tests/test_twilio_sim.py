@@ -346,17 +346,23 @@ def test_invalid_twiml_fails_the_call_with_12100(
 
 @pytest.mark.parametrize(
     "outcome",
-    [("+15005550011", "busy", "486"), ("+15005550012", "no-answer", "487"), ("+15005550013", "failed", "404")],
+    [
+        ("+15005550011", "busy", "486", False),
+        ("+15005550012", "no-answer", "487", True),
+        ("+15005550013", "failed", "404", False),
+    ],
     ids=lambda outcome: outcome[1],
 )
 def test_sandbox_numbers_end_the_call_unanswered(
-    sandbox: RunningSandbox, receiver: tuple[Receiver, str], host: str, outcome: tuple[str, str, str]
+    sandbox: RunningSandbox, receiver: tuple[Receiver, str], host: str, outcome: tuple[str, str, str, bool]
 ) -> None:
-    to, status, sip = outcome
+    to, status, sip, rings = outcome
     app, url = receiver
     sid = create_call(sandbox, url, To=to, StatusCallback=f"{url}/status")["sid"]
 
-    assert settled(host, "calls", sid)["status"] == status
+    call = settled(host, "calls", sid)
+    assert call["status"] == status
+    assert ("ringing" in [event["name"] for event in call["events"]]) is rings
     assert eventually(lambda: len(app.at("/status")) == 1)
     assert (app.at("/status")[0].form["CallStatus"], app.at("/status")[0].form["SipResponseCode"]) == (status, sip)
     assert app.at("/voice") == []
@@ -383,12 +389,52 @@ def test_message_status_callbacks_are_posted_signed(sandbox: RunningSandbox, rec
     assert all(signed_by_twilio(hit) for hit in app.at("/sms-status"))
 
 
-def test_a_text_to_the_failed_sandbox_number_is_undelivered_with_30003(sandbox: RunningSandbox, host: str) -> None:
-    sid = create_message(sandbox, To="+15005550013")["sid"]
+@pytest.mark.parametrize(
+    ("to", "status", "error"),
+    [("+15005550011", "delivered", None), ("+15005550012", "delivered", None), ("+15005550013", "undelivered", 30003)],
+)
+def test_a_text_to_a_sandbox_number_ends_as_that_number_says(
+    sandbox: RunningSandbox, host: str, to: str, status: str, error: int | None
+) -> None:
+    sid = create_message(sandbox, To=to)["sid"]
 
     message = settled(host, "messages", sid)
 
-    assert (message["status"], message["error"]["code"]) == ("undelivered", 30003)
+    assert (message["status"], message["error"] and message["error"]["code"]) == (status, error)
+
+
+# The sandbox's own views, as JSON: everything, oldest first, or one record by SID.
+
+RECORD_FIELDS = {"sid", "from", "to", "status", "direction", "created", "error", "events"}
+CREATE: dict[str, Callable[[RunningSandbox], dict[str, Any]]] = {
+    "calls": lambda s: create_call(s, UNANSWERED),
+    "messages": create_message,
+}
+
+
+@pytest.mark.parametrize("kind", ["calls", "messages"])
+def test_the_sandbox_lists_calls_and_texts_oldest_first(sandbox: RunningSandbox, host: str, kind: str) -> None:
+    first, second = (CREATE[kind](sandbox)["sid"] for _ in range(2))
+
+    listed = [item["sid"] for item in requests.get(f"{host}/_sandbox/{kind}", timeout=10).json()]
+
+    assert listed.index(first) < listed.index(second)
+
+
+def test_a_call_record_holds_who_what_failed_and_what_was_said(sandbox: RunningSandbox, host: str) -> None:
+    call = settled(host, "calls", create_call(sandbox, UNANSWERED)["sid"])
+
+    assert set(call) == RECORD_FIELDS | {"url", "method", "duration", "said"}
+    assert set(call["error"]) == {"code", "message"}
+    assert all(set(event) == {"at", "name", "detail"} for event in call["events"])
+
+
+def test_a_text_record_holds_its_body_and_what_it_replies_to(sandbox: RunningSandbox, host: str) -> None:
+    message = settled(host, "messages", create_message(sandbox)["sid"])
+
+    assert set(message) == RECORD_FIELDS | {"body", "in_reply_to"}
+    assert message["error"] is None
+    assert all(set(event) == {"at", "name", "detail"} for event in message["events"])
 
 
 # Inbound texts, through the invoker: recorded with the reply the sender gets.
@@ -452,6 +498,14 @@ def test_the_invoker_signs_the_public_url_and_posts_to_the_local_one(
 
     assert exit_code == 0
     assert "<Say>Hello Monkey!</Say>" in capsys.readouterr().out
+
+
+def test_invoke_call_replays_the_last_call_by_default(host: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for text in ("Earlier", "Latest"):
+        requests.post(f"{host}/api/make_call", json={"to": TO, "from": FROM, "message": text}, timeout=30)
+
+    assert invoke_main(["call", "--base-url", host]) == 0
+    assert "<Say>Latest</Say>" in capsys.readouterr().out
 
 
 def test_invoke_call_replays_the_call_chosen_by_sid(host: str, capsys: pytest.CaptureFixture[str]) -> None:
