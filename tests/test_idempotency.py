@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.data.tables import TableServiceClient
 
 from devtools.azurite import Azurite
 from devtools.process_state import clear_caches
@@ -20,6 +22,36 @@ from tests.support import ACCOUNT_SID, body_json, error_of, eventually, function
 __all__ = ["held_twilio", "unreachable_storage"]  # fixtures
 
 KEY = "order-1234-call"
+REUSED = {
+    "error": {
+        "code": "idempotency_key_reused",
+        "message": "This Idempotency-Key was used for a different request in the last 24 hours; use a new key.",
+        "target": "Idempotency-Key",
+    }
+}
+IN_PROGRESS = {
+    "error": {
+        "code": "request_in_progress",
+        "message": "A request with this Idempotency-Key is still in progress; retry to get its answer.",
+        "target": "Idempotency-Key",
+    }
+}
+ABANDONED = {
+    "error": {
+        "code": "outcome_unknown",
+        "message": "The first request with this Idempotency-Key stopped before it finished; whether it reached"
+        " Twilio is unknown, check before retrying with a new key.",
+        "target": None,
+    }
+}
+NO_STORAGE = {
+    "error": {
+        "code": "state_unavailable",
+        "message": "Idempotency-Key needs the app's storage, which is not configured (AzureWebJobsStorage);"
+        " nothing was sent.",
+        "target": "AzureWebJobsStorage",
+    }
+}
 
 
 def test_a_repeated_key_answers_the_first_answer_without_asking_twilio_again(
@@ -73,8 +105,7 @@ def test_the_same_key_with_other_parameters_answers_422(
     keyed(name, first, KEY)
     response = keyed(name, {**first, **changed}, KEY)
 
-    assert response.status_code == 422
-    assert (error_of(response)["code"], error_of(response)["target"]) == ("idempotency_key_reused", "Idempotency-Key")
+    assert (response.status_code, body_json(response)) == (422, REUSED)
     assert len(twilio.creations()) == 1
 
 
@@ -221,8 +252,7 @@ def test_a_claim_abandoned_in_flight_answers_that_the_outcome_is_unknown(
 
     again = keyed("make_call", CALL, KEY)
 
-    assert again.status_code == 502
-    assert error_of(again)["code"] == "outcome_unknown"
+    assert (again.status_code, body_json(again), again.headers["Idempotent-Replayed"]) == (502, ABANDONED, "true")
     assert len(twilio.creations()) == 1
 
 
@@ -232,8 +262,7 @@ def test_a_claim_in_flight_for_under_5_minutes_is_still_in_progress(twilio: Twil
 
     again = keyed("make_call", CALL, KEY)
 
-    assert again.status_code == 409
-    assert error_of(again)["code"] == "request_in_progress"
+    assert (again.status_code, body_json(again), again.headers["Retry-After"]) == (409, IN_PROGRESS, "1")
     assert len(twilio.creations()) == 1
 
 
@@ -247,8 +276,7 @@ def test_without_a_key_every_request_reaches_twilio(twilio: TwilioStandIn, stora
 def test_a_key_without_storage_answers_503(twilio: TwilioStandIn) -> None:
     response = keyed("make_call", CALL, KEY)
 
-    assert response.status_code == 503
-    assert (error_of(response)["code"], error_of(response)["target"]) == ("state_unavailable", "AzureWebJobsStorage")
+    assert (response.status_code, body_json(response)) == (503, NO_STORAGE)
     assert twilio.received == []
 
 
@@ -278,3 +306,61 @@ def _age(storage: Azurite, function: str, age: timedelta, **fields: Any) -> None
     keys = table(storage, "idempotency")
     (entity,) = keys.query_entities("PartitionKey eq @function", parameters={"function": function})
     keys.upsert_entity({**entity, "Created": datetime.now(UTC) - age, **fields})
+
+
+def test_a_store_failing_while_a_key_is_claimed_is_logged_as_a_warning(
+    twilio: TwilioStandIn, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    keyed("make_call", CALL, KEY)  # the app now holds the table as created
+    TableServiceClient.from_connection_string(storage.connection_string).delete_table("idempotency")
+
+    with caplog.at_level(logging.INFO):
+        response = keyed("make_call", CALL, "another-key")
+
+    assert (response.status_code, error_of(response)["code"]) == (503, "state_unavailable")
+    assert logged(caplog, "shared.storage") == [
+        ("WARNING", "Table storage failed while claiming an Idempotency-Key: ResourceNotFoundError")
+    ]
+    assert len(twilio.creations()) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (None, (201, "Could not record the answer to an Idempotency-Key (ResourceModifiedError)")),
+        (
+            Fault(status=400, body=twilio_error(21211, "Invalid 'To' Phone Number", 400)),
+            (400, "Could not release an Idempotency-Key (ResourceModifiedError)"),
+        ),
+    ],
+    ids=["recording a 201", "releasing after a 400"],
+)
+def test_a_claim_changed_while_twilio_answered_is_logged_as_an_error_and_the_answer_stands(
+    held_twilio: HeldTwilio,
+    storage: Azurite,
+    caplog: pytest.LogCaptureFixture,
+    fault: Fault | None,
+    expected: tuple[int, str],
+) -> None:
+    if fault is not None:
+        held_twilio.fail_next(fault)
+    held_twilio.gate.clear()
+    answers: list[func.HttpResponse] = []
+    in_flight = threading.Thread(target=lambda: answers.append(keyed("make_call", CALL, KEY)))
+    with caplog.at_level(logging.INFO):
+        in_flight.start()
+        try:
+            assert held_twilio.arrived.wait(30)
+            _age(storage, "make_call", timedelta(0))  # rewritten: the claim's etag no longer matches
+        finally:
+            held_twilio.gate.set()
+            in_flight.join()
+
+    status, line = expected
+    assert answers[0].status_code == status
+    assert logged(caplog, "shared.idempotency") == [("ERROR", line)]
+
+
+def logged(caplog: pytest.LogCaptureFixture, name: str) -> list[tuple[str, str]]:
+    """What the module `name` logged, level and whole line."""
+    return [(record.levelname, record.getMessage()) for record in caplog.records if record.name == name]
