@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
+from collections import deque
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,9 +15,11 @@ import azure.functions as func
 import pytest
 from azure.data.tables import TableServiceClient
 
-from devtools.azurite import Azurite
+from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
 from devtools.process_state import clear_caches
-from devtools.standins import Fault, TwilioStandIn, twilio_error
+from devtools.standins import Fault, Received, StandIn, TwilioStandIn, twilio_error
+from shared import idempotency
+from shared.outbound import Call
 from tests.servers import free_port
 from tests.state_support import CALL, SMS, HeldTwilio, held_twilio, keyed, table, unreachable_storage
 from tests.support import ACCOUNT_SID, body_json, error_of, eventually, function_url, invoke
@@ -364,3 +369,116 @@ def test_a_claim_changed_while_twilio_answered_is_logged_as_an_error_and_the_ans
 def logged(caplog: pytest.LogCaptureFixture, name: str) -> list[tuple[str, str]]:
     """What the module `name` logged, level and whole line."""
     return [(record.levelname, record.getMessage()) for record in caplog.records if record.name == name]
+
+
+Answer = tuple[int, dict[str, Any], dict[str, str]]  # a stand-in's status, JSON body and headers
+
+
+class ContestedStore(StandIn):
+    """A Table endpoint whose tables exist, answering each request on an entity with the next of `script`:
+    what the store answers while other requests take, release and retake the same key."""
+
+    def __init__(self, *script: Answer) -> None:
+        super().__init__()
+        self.script = deque(script)
+
+    def answer(self, request: Received) -> Answer:
+        if request.path.endswith("/Tables"):
+            return _table_error(409, "TableAlreadyExists")
+        return self.script.popleft()
+
+
+def _table_error(status: int, code: str) -> Answer:
+    return status, {"odata.error": {"code": code, "message": {"lang": "en-US", "value": code}}}, {}
+
+
+def _row(fingerprint: str, age: timedelta) -> Answer:
+    """A pending row another request wrote `age` ago."""
+    etag = f"W/\"datetime'{secrets.token_hex(8)}'\""
+    created = (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    row = {"odata.etag": etag, "Fingerprint": fingerprint, "State": "pending", "Created@odata.type": "Edm.DateTime"}
+    return 200, {**row, "Created": created}, {"ETag": etag}
+
+
+EXISTS = _table_error(409, "EntityAlreadyExists")
+GONE = _table_error(404, "ResourceNotFound")
+CHANGED = _table_error(412, "UpdateConditionNotSatisfied")
+CREATED: Answer = 201, {}, {"ETag": "W/\"datetime'created'\""}
+UPDATED: Answer = 204, {}, {"ETag": "W/\"datetime'updated'\""}
+
+
+@pytest.fixture
+def contested(env: pytest.MonkeyPatch) -> Iterator[ContestedStore]:
+    """The app's storage is a ContestedStore (its script added by the test), and no limit applies."""
+    store = ContestedStore().start()
+    env.setenv("AzureWebJobsStorage", connection_string(f"{store.url}/{ACCOUNT_NAME}"))
+    env.setenv("DESTINATION_HOURLY_LIMIT", "0")  # the store then answers only for the key
+    yield store
+    store.stop()
+
+
+def test_a_key_released_before_it_could_be_read_is_claimed_on_the_next_round(
+    twilio: TwilioStandIn, contested: ContestedStore
+) -> None:
+    contested.script.extend([EXISTS, GONE, CREATED, UPDATED])
+
+    response = keyed("make_call", CALL, KEY)
+
+    assert response.status_code == 201
+    assert [r.method for r in contested.received if not r.path.endswith("/Tables")] == ["POST", "GET", "POST", "PUT"]
+    assert len(twilio.creations()) == 1
+
+
+def test_a_key_the_store_cannot_settle_answers_503_and_twilio_is_not_asked(
+    twilio: TwilioStandIn, contested: ContestedStore
+) -> None:
+    contested.script.extend([EXISTS, GONE] * 8)
+
+    response = keyed("make_call", CALL, KEY)
+
+    assert (response.status_code, body_json(response), response.headers["Retry-After"]) == (
+        503,
+        {
+            "error": {
+                "code": "state_unavailable",
+                "message": "The app's state store (Table storage) is too busy to settle who holds this"
+                " Idempotency-Key; nothing was sent. Try again shortly.",
+                "target": None,
+            }
+        },
+        "5",
+    )
+    assert twilio.received == []
+
+
+def test_an_expired_key_another_request_retakes_first_is_in_progress(
+    twilio: TwilioStandIn, contested: ContestedStore
+) -> None:
+    ours = idempotency.fingerprint(Call.from_params(CALL))
+    contested.script.extend([EXISTS, _row(ours, timedelta(hours=25)), CHANGED, EXISTS, _row(ours, timedelta(0))])
+
+    response = keyed("make_call", CALL, KEY)
+
+    assert (response.status_code, body_json(response)) == (409, IN_PROGRESS)
+    assert twilio.received == []
+
+
+def test_a_key_older_than_24_hours_is_overwritten_when_it_comes_back(held_twilio: HeldTwilio, storage: Azurite) -> None:
+    keyed("make_call", CALL, KEY)
+    _age(storage, "make_call", timedelta(hours=24, seconds=1))
+    held_twilio.arrived.clear()
+    held_twilio.gate.clear()
+    in_flight = threading.Thread(target=lambda: keyed("make_call", {**CALL, "message": "A new day"}, KEY))
+    in_flight.start()
+    try:
+        assert held_twilio.arrived.wait(30)
+        (entity,) = table(storage, "idempotency").list_entities()
+    finally:
+        held_twilio.gate.set()
+        in_flight.join()
+
+    # Nothing of the first request's answer is left beside the new claim.
+    assert (entity["State"], sorted(entity)) == (
+        "pending",
+        ["Created", "Fingerprint", "PartitionKey", "RowKey", "State"],
+    )
