@@ -27,6 +27,5 @@ def credential(managed_identity_client_id: str | None = None) -> TokenCredential
 def _credential(client_id: str | None) -> TokenCredential:
     from azure.identity import DefaultAzureCredential
 
-    if client_id is None:
-        return DefaultAzureCredential()
+    # None said outright: the system-assigned identity, even where AZURE_CLIENT_ID holds only spaces.
     return DefaultAzureCredential(managed_identity_client_id=client_id)

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
+import secrets
 import threading
+from collections import deque
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.data.tables import TableServiceClient
 
-from devtools.azurite import Azurite
+from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
 from devtools.process_state import clear_caches
-from devtools.standins import Fault, TwilioStandIn, twilio_error
+from devtools.standins import Fault, Received, StandIn, TwilioStandIn, twilio_error
+from shared import idempotency
+from shared.outbound import Call
 from tests.servers import free_port
 from tests.state_support import (
     CALL,
@@ -32,6 +39,43 @@ from tests.test_twilio_client import unaccepting_port
 __all__ = ["held_twilio", "table_round_trips", "unreachable_storage"]  # fixtures
 
 KEY = "order-1234-call"
+MALFORMED = {
+    "error": {
+        "code": "invalid_idempotency_key",
+        "message": "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+        "target": "Idempotency-Key",
+    }
+}
+REUSED = {
+    "error": {
+        "code": "idempotency_key_reused",
+        "message": "This Idempotency-Key was used for a different request in the last 24 hours; use a new key.",
+        "target": "Idempotency-Key",
+    }
+}
+IN_PROGRESS = {
+    "error": {
+        "code": "request_in_progress",
+        "message": "A request with this Idempotency-Key is still in progress; retry to get its answer.",
+        "target": "Idempotency-Key",
+    }
+}
+ABANDONED = {
+    "error": {
+        "code": "outcome_unknown",
+        "message": "The first request with this Idempotency-Key stopped before it finished; whether it reached"
+        " Twilio is unknown, check before retrying with a new key.",
+        "target": None,
+    }
+}
+NO_STORAGE = {
+    "error": {
+        "code": "state_unavailable",
+        "message": "Idempotency-Key needs the app's storage, which is not configured (AzureWebJobsStorage);"
+        " nothing was sent.",
+        "target": "AzureWebJobsStorage",
+    }
+}
 
 
 def test_a_repeated_key_answers_the_first_answer_without_asking_twilio_again(
@@ -85,8 +129,7 @@ def test_the_same_key_with_other_parameters_answers_422(
     keyed(name, first, KEY)
     response = keyed(name, {**first, **changed}, KEY)
 
-    assert response.status_code == 422
-    assert (error_of(response)["code"], error_of(response)["target"]) == ("idempotency_key_reused", "Idempotency-Key")
+    assert (response.status_code, body_json(response)) == (422, REUSED)
     assert len(twilio.creations()) == 1
 
 
@@ -154,8 +197,7 @@ def test_concurrent_requests_with_one_key_reach_twilio_once(held_twilio: HeldTwi
 def test_a_malformed_key_answers_400(twilio: TwilioStandIn, storage: Azurite, key: str) -> None:
     response = keyed("make_call", CALL, key)
 
-    assert response.status_code == 400
-    assert (error_of(response)["code"], error_of(response)["target"]) == ("invalid_idempotency_key", "Idempotency-Key")
+    assert (response.status_code, body_json(response)) == (400, MALFORMED)
     assert twilio.received == []
 
 
@@ -263,8 +305,7 @@ def test_a_claim_abandoned_in_flight_answers_that_the_outcome_is_unknown(
 
     again = keyed("make_call", CALL, KEY)
 
-    assert again.status_code == 502
-    assert error_of(again)["code"] == "outcome_unknown"
+    assert (again.status_code, body_json(again), again.headers["Idempotent-Replayed"]) == (502, ABANDONED, "true")
     assert len(twilio.creations()) == 1
 
 
@@ -274,8 +315,7 @@ def test_a_claim_in_flight_for_under_5_minutes_is_still_in_progress(twilio: Twil
 
     again = keyed("make_call", CALL, KEY)
 
-    assert again.status_code == 409
-    assert error_of(again)["code"] == "request_in_progress"
+    assert (again.status_code, body_json(again), again.headers["Retry-After"]) == (409, IN_PROGRESS, "1")
     assert len(twilio.creations()) == 1
 
 
@@ -325,8 +365,7 @@ def test_a_replay_costs_two_table_round_trips(
 def test_a_key_without_storage_answers_503(twilio: TwilioStandIn) -> None:
     response = keyed("make_call", CALL, KEY)
 
-    assert response.status_code == 503
-    assert (error_of(response)["code"], error_of(response)["target"]) == ("state_unavailable", "AzureWebJobsStorage")
+    assert (response.status_code, body_json(response)) == (503, NO_STORAGE)
     assert twilio.received == []
 
 
@@ -360,3 +399,174 @@ def _age(storage: Azurite, function: str, age: timedelta, **fields: Any) -> None
     keys = table(storage, "idempotency")
     (entity,) = keys.query_entities("PartitionKey eq @function", parameters={"function": function})
     keys.upsert_entity({**entity, "Created": datetime.now(UTC) - age, **fields})
+
+
+def test_a_store_failing_while_a_key_is_claimed_is_logged_as_a_warning(
+    twilio: TwilioStandIn, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    keyed("make_call", CALL, KEY)  # the app now holds the table as created
+    TableServiceClient.from_connection_string(storage.connection_string).delete_table("idempotency")
+
+    with caplog.at_level(logging.INFO):
+        response = keyed("make_call", CALL, "another-key")
+
+    assert (response.status_code, error_of(response)["code"]) == (503, "state_unavailable")
+    assert logged(caplog, "shared.storage") == [
+        ("WARNING", "Table storage failed while claiming an Idempotency-Key: ResourceNotFoundError")
+    ]
+    assert len(twilio.creations()) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (None, (201, "Could not record the answer to an Idempotency-Key (ResourceModifiedError)")),
+        (
+            Fault(status=400, body=twilio_error(21211, "Invalid 'To' Phone Number", 400)),
+            (400, "Could not release an Idempotency-Key (ResourceModifiedError)"),
+        ),
+    ],
+    ids=["recording a 201", "releasing after a 400"],
+)
+def test_a_claim_changed_while_twilio_answered_is_logged_as_an_error_and_the_answer_stands(
+    held_twilio: HeldTwilio,
+    storage: Azurite,
+    caplog: pytest.LogCaptureFixture,
+    fault: Fault | None,
+    expected: tuple[int, str],
+) -> None:
+    if fault is not None:
+        held_twilio.fail_next(fault)
+    held_twilio.gate.clear()
+    answers: list[func.HttpResponse] = []
+    in_flight = threading.Thread(target=lambda: answers.append(keyed("make_call", CALL, KEY)))
+    with caplog.at_level(logging.INFO):
+        in_flight.start()
+        try:
+            assert held_twilio.arrived.wait(30)
+            _age(storage, "make_call", timedelta(0))  # rewritten: the claim's etag no longer matches
+        finally:
+            held_twilio.gate.set()
+            in_flight.join()
+
+    status, line = expected
+    assert answers[0].status_code == status
+    assert logged(caplog, "shared.idempotency") == [("ERROR", line)]
+
+
+def logged(caplog: pytest.LogCaptureFixture, name: str) -> list[tuple[str, str]]:
+    """What the module `name` logged, level and whole line."""
+    return [(record.levelname, record.getMessage()) for record in caplog.records if record.name == name]
+
+
+Answer = tuple[int, dict[str, Any], dict[str, str]]  # a stand-in's status, JSON body and headers
+
+
+class ContestedStore(StandIn):
+    """A Table endpoint whose tables exist, answering each request on an entity with the next of `script`:
+    what the store answers while other requests take, release and retake the same key."""
+
+    def __init__(self, *script: Answer) -> None:
+        super().__init__()
+        self.script = deque(script)
+
+    def answer(self, request: Received) -> Answer:
+        if request.path.endswith("/Tables"):
+            return _table_error(409, "TableAlreadyExists")
+        return self.script.popleft()
+
+
+def _table_error(status: int, code: str) -> Answer:
+    return status, {"odata.error": {"code": code, "message": {"lang": "en-US", "value": code}}}, {}
+
+
+def _row(fingerprint: str, age: timedelta) -> Answer:
+    """A pending row another request wrote `age` ago."""
+    etag = f"W/\"datetime'{secrets.token_hex(8)}'\""
+    created = (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    row = {"odata.etag": etag, "Fingerprint": fingerprint, "State": "pending", "Created@odata.type": "Edm.DateTime"}
+    return 200, {**row, "Created": created}, {"ETag": etag}
+
+
+EXISTS = _table_error(409, "EntityAlreadyExists")
+GONE = _table_error(404, "ResourceNotFound")
+CHANGED = _table_error(412, "UpdateConditionNotSatisfied")
+CREATED: Answer = 201, {}, {"ETag": "W/\"datetime'created'\""}
+UPDATED: Answer = 204, {}, {"ETag": "W/\"datetime'updated'\""}
+
+
+@pytest.fixture
+def contested(env: pytest.MonkeyPatch) -> Iterator[ContestedStore]:
+    """The app's storage is a ContestedStore (its script added by the test), and no limit applies."""
+    store = ContestedStore().start()
+    env.setenv("AzureWebJobsStorage", connection_string(f"{store.url}/{ACCOUNT_NAME}"))
+    env.setenv("DESTINATION_HOURLY_LIMIT", "0")  # the store then answers only for the key
+    yield store
+    store.stop()
+
+
+def test_a_key_released_before_it_could_be_read_is_claimed_on_the_next_round(
+    twilio: TwilioStandIn, contested: ContestedStore
+) -> None:
+    contested.script.extend([EXISTS, GONE, CREATED, UPDATED])
+
+    response = keyed("make_call", CALL, KEY)
+
+    assert response.status_code == 201
+    assert [r.method for r in contested.received if not r.path.endswith("/Tables")] == ["POST", "GET", "POST", "PUT"]
+    assert len(twilio.creations()) == 1
+
+
+def test_a_key_the_store_cannot_settle_answers_503_and_twilio_is_not_asked(
+    twilio: TwilioStandIn, contested: ContestedStore
+) -> None:
+    contested.script.extend([EXISTS, GONE] * 8)
+
+    response = keyed("make_call", CALL, KEY)
+
+    assert (response.status_code, body_json(response), response.headers["Retry-After"]) == (
+        503,
+        {
+            "error": {
+                "code": "state_unavailable",
+                "message": "The app's state store (Table storage) is too busy to settle who holds this"
+                " Idempotency-Key; nothing was sent. Try again shortly.",
+                "target": None,
+            }
+        },
+        "5",
+    )
+    assert twilio.received == []
+
+
+def test_an_expired_key_another_request_retakes_first_is_in_progress(
+    twilio: TwilioStandIn, contested: ContestedStore
+) -> None:
+    ours = idempotency.fingerprint(Call.from_params(CALL))
+    contested.script.extend([EXISTS, _row(ours, timedelta(hours=25)), CHANGED, EXISTS, _row(ours, timedelta(0))])
+
+    response = keyed("make_call", CALL, KEY)
+
+    assert (response.status_code, body_json(response)) == (409, IN_PROGRESS)
+    assert twilio.received == []
+
+
+def test_a_key_older_than_24_hours_is_overwritten_when_it_comes_back(held_twilio: HeldTwilio, storage: Azurite) -> None:
+    keyed("make_call", CALL, KEY)
+    _age(storage, "make_call", timedelta(hours=24, seconds=1))
+    held_twilio.arrived.clear()
+    held_twilio.gate.clear()
+    in_flight = threading.Thread(target=lambda: keyed("make_call", {**CALL, "message": "A new day"}, KEY))
+    in_flight.start()
+    try:
+        assert held_twilio.arrived.wait(30)
+        (entity,) = table(storage, "idempotency").list_entities()
+    finally:
+        held_twilio.gate.set()
+        in_flight.join()
+
+    # Nothing of the first request's answer is left beside the new claim.
+    assert (entity["State"], sorted(entity)) == (
+        "pending",
+        ["Created", "Fingerprint", "PartitionKey", "RowKey", "State"],
+    )

@@ -12,8 +12,10 @@ from azure.data.tables import TableServiceClient
 import shared.storage
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
 from devtools.standins import KeyVaultStandIn, Received, StandIn, TwilioStandIn
-from tests.state_support import CALL, keyed
-from tests.support import error_of, fixture, signed_post
+from tests.state_support import CALL, keyed, unreachable_storage
+from tests.support import body_json, error_of, fixture, signed_post
+
+__all__ = ["unreachable_storage"]  # fixtures
 
 
 def test_the_tables_are_created_on_first_use(twilio: TwilioStandIn, storage: Azurite) -> None:
@@ -21,6 +23,26 @@ def test_the_tables_are_created_on_first_use(twilio: TwilioStandIn, storage: Azu
 
     service = TableServiceClient.from_connection_string(storage.connection_string)
     assert sorted(t.name for t in service.list_tables()) == ["idempotency", "limits"]
+
+
+def test_a_store_that_is_down_answers_503_state_unavailable_with_retry_after(
+    twilio: TwilioStandIn, unreachable_storage: None
+) -> None:
+    response = keyed("make_call", CALL, None)
+
+    assert (response.status_code, body_json(response), response.headers["Retry-After"]) == (
+        503,
+        {
+            "error": {
+                "code": "state_unavailable",
+                "message": "The app's state store (Table storage) could not be reached; nothing was sent."
+                " Try again shortly.",
+                "target": None,
+            }
+        },
+        "5",
+    )
+    assert twilio.received == []
 
 
 def test_a_malformed_connection_string_answers_503_naming_it(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:

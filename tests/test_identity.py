@@ -1,0 +1,30 @@
+"""Which managed identity the app asks for its tokens: the one AZURE_CLIENT_ID names, else the system-assigned one."""
+
+from __future__ import annotations
+
+import pytest
+
+from devtools.standins import KeyVaultStandIn
+from shared import credentials
+
+CLIENT_ID = "00000000-0000-0000-0000-0000000000c2"
+
+
+def test_azure_client_id_names_the_identity_without_the_spaces_around_it(
+    vault: KeyVaultStandIn, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("AZURE_CLIENT_ID", f"  {CLIENT_ID} ")
+    credentials.current()
+
+    assert [r.query.get("client_id") for r in vault.identity.received] == [[CLIENT_ID]]
+
+
+@pytest.mark.parametrize("value", [None, "", "  "], ids=["unset", "empty", "blank"])
+def test_without_azure_client_id_the_system_assigned_identity_is_asked(
+    vault: KeyVaultStandIn, env: pytest.MonkeyPatch, value: str | None
+) -> None:
+    if value is not None:
+        env.setenv("AZURE_CLIENT_ID", value)
+    credentials.current()
+
+    assert [r.query.get("client_id") for r in vault.identity.received] == [None]
