@@ -7,13 +7,16 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from devtools.azurite import Azurite
-from devtools.standins import Fault, TwilioStandIn, twilio_error
+from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
+from devtools.standins import Fault, Received, StandIn, TwilioStandIn, twilio_error
+from shared.limits import _Counter, _counters, _exceeded
+from shared.settings import Settings
 from shared.startup import on_load
 from tests.state_support import CALL, SMS, keyed, table, table_round_trips, unreachable_storage
 from tests.support import error_of
@@ -29,6 +32,11 @@ def _end_of_hour(moment: datetime) -> datetime:
 
 def _end_of_utc_day(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+def logged(caplog: pytest.LogCaptureFixture, module: str = "shared.limits") -> list[tuple[str, str]]:
+    """What `module` logged, level and whole line, so that a changed word is noticed."""
+    return [(record.levelname, record.getMessage()) for record in caplog.records if record.name == module]
 
 
 def _seconds_to_window_end(before: datetime, after: datetime, window_end: Callable[[datetime], datetime]) -> set[int]:
@@ -55,7 +63,12 @@ def test_the_hourly_limit_of_a_destination_answers_429_with_retry_after_until_th
 
     assert [a.status_code for a in answers] == [201, 201, 429]
     refused = answers[2]
-    assert (error_of(refused)["code"], error_of(refused)["target"]) == ("limit_exceeded", "to")
+    assert error_of(refused) == {
+        "code": "limit_exceeded",
+        "message": "The limit of 2 calls and texts to this number this hour is reached (DESTINATION_HOURLY_LIMIT);"
+        " try again later.",
+        "target": "to",
+    }
     assert int(refused.headers["Retry-After"]) in _seconds_to_window_end(before, after, _end_of_hour)
     assert len(twilio.creations()) == 2
 
@@ -93,7 +106,11 @@ def test_the_daily_limit_counts_every_destination_until_the_utc_day_ends(
     after = datetime.now(UTC)
 
     assert refused.status_code == 429
-    assert (error_of(refused)["code"], error_of(refused)["target"]) == ("limit_exceeded", None)
+    assert error_of(refused) == {
+        "code": "limit_exceeded",
+        "message": "The limit of 2 calls and texts today (UTC) is reached (DAILY_LIMIT); try again later.",
+        "target": None,
+    }
     assert int(refused.headers["Retry-After"]) in _seconds_to_window_end(before, after, _end_of_utc_day)
     assert len(twilio.creations()) == 2
 
@@ -131,8 +148,50 @@ def test_a_refusal_is_logged_with_the_number_masked(
         for _ in range(3):
             keyed("make_call", CALL, None)
 
-    assert "+1555867****" in caplog.text
+    assert logged(caplog) == [("WARNING", "Refused a request to +1555867****: DESTINATION_HOURLY_LIMIT reached (2)")]
     assert CALL["to"] not in caplog.text
+
+
+@pytest.mark.parametrize("left", [timedelta(0), timedelta(milliseconds=500)], ids=["ended", "last half second"])
+def test_a_refusal_as_its_window_ends_says_retry_after_1_second(left: timedelta) -> None:
+    """A count read just before the hour turns may be refused just after: Retry-After is never below 1."""
+    hourly = _Counter(
+        row="to-number",
+        window="2026120121",
+        limit=2,
+        ends=datetime.now(UTC) + left,
+        setting="DESTINATION_HOURLY_LIMIT",
+        target="to",
+        what="calls and texts to this number this hour",
+    )
+
+    assert _exceeded(hourly, CALL["to"]).headers == {"Retry-After": "1"}
+
+
+def test_a_lone_counter_is_written_without_a_transaction(twilio: TwilioStandIn, table_round_trips: list[str]) -> None:
+    assert keyed("send_sms", SMS, None).status_code == 201  # creates the table and the counter
+    table_round_trips.clear()
+
+    assert keyed("send_sms", SMS, None).status_code == 201
+    row = "to-" + hashlib.sha256(SMS["to"].encode()).hexdigest()
+    assert table_round_trips == [
+        f"GET /{ACCOUNT_NAME}/limits()",
+        f"PUT /{ACCOUNT_NAME}/limits(PartitionKey='counters',RowKey='{row}')",
+    ]
+
+
+@pytest.mark.parametrize(
+    "now",
+    [datetime(2026, 12, 1, 21, 0, tzinfo=UTC), datetime(2026, 12, 1, 21, 59, 59, 999999, tzinfo=UTC)],
+    ids=["first instant", "last instant"],
+)
+def test_the_windows_end_exactly_at_the_next_clock_hour_and_utc_midnight(now: datetime) -> None:
+    counters = _counters(CALL["to"], Settings(destination_hourly_limit_setting="2", daily_limit_setting="5"), now)
+
+    assert [(counter.window, counter.ends) for counter in counters] == [
+        ("2026120121", datetime(2026, 12, 1, 22, 0, tzinfo=UTC)),
+        ("20261201", datetime(2026, 12, 2, 0, 0, tzinfo=UTC)),
+    ]
 
 
 def test_a_replayed_answer_takes_no_slot(twilio: TwilioStandIn, storage: Azurite, two_an_hour: None) -> None:
@@ -238,8 +297,8 @@ def test_limits_fail_open_lets_requests_through_when_storage_is_down(
         answers = [keyed("make_call", CALL, None).status_code for _ in range(2)]
 
     assert answers == [201, 201]
-    warned = [r.levelno for r in caplog.records if "LIMITS_FAIL_OPEN" in r.getMessage()]
-    assert warned == [logging.WARNING, logging.WARNING]
+    line = ("WARNING", "Limits not applied to a request to +1555867****: storage unavailable (LIMITS_FAIL_OPEN)")
+    assert logged(caplog) == [line, line]
 
 
 def test_limits_fail_open_does_not_open_idempotency_keys(
@@ -286,3 +345,80 @@ def test_a_malformed_limit_is_logged_at_startup(
 
     assert f"Setting {setting} must be a whole number" in caplog.text
     assert "make_call and send_sms will answer 503" in caplog.text
+
+
+def _table_error(code: str) -> dict[str, Any]:
+    return {"odata.error": {"code": code, "message": {"lang": "en-US", "value": code}}}
+
+
+class RacedStore(StandIn):
+    """A Table endpoint where another request always writes first: each read finds no counter, each create
+    finds one. Faults play on the reads only."""
+
+    def applies_faults(self, request: Received) -> bool:
+        return request.method == "GET"
+
+    def answer(self, request: Received) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if request.path.endswith("/Tables"):
+            return 409, _table_error("TableAlreadyExists"), {}
+        if request.method == "GET":
+            return 200, {"value": []}, {}
+        return 409, _table_error("EntityAlreadyExists"), {}
+
+    def reads(self) -> list[Received]:
+        return [r for r in self.received if r.method == "GET"]
+
+    def creations(self) -> list[Received]:
+        return [r for r in self.received if r.method == "POST" and not r.path.endswith("/Tables")]
+
+
+@pytest.fixture
+def raced_store(env: pytest.MonkeyPatch) -> Iterator[RacedStore]:
+    server = RacedStore().start()
+    env.setenv("AzureWebJobsStorage", connection_string(f"{server.url}/{ACCOUNT_NAME}"))
+    yield server
+    server.stop()
+
+
+def test_a_counter_that_keeps_changing_answers_503_too_busy(twilio: TwilioStandIn, raced_store: RacedStore) -> None:
+    response = keyed("make_call", CALL, None)
+
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "5")
+    assert error_of(response) == {
+        "code": "state_unavailable",
+        "message": "The app's state store (Table storage) is too busy to count this request under the limits;"
+        " nothing was sent. Try again shortly.",
+        "target": None,
+    }
+    assert twilio.received == []
+
+
+def test_a_counter_that_keeps_changing_is_tried_16_times(twilio: TwilioStandIn, raced_store: RacedStore) -> None:
+    keyed("make_call", CALL, None)
+
+    assert (len(raced_store.reads()), len(raced_store.creations())) == (16, 16)
+
+
+def test_the_counters_are_read_in_one_query_spelled_as_azure_requires(
+    twilio: TwilioStandIn, raced_store: RacedStore, env: pytest.MonkeyPatch
+) -> None:
+    """Azure's Table service reads filters case-sensitively (operators in lower case); Azurite forgives."""
+    env.setenv("DAILY_LIMIT", "5")
+    keyed("make_call", CALL, None)
+
+    row = "to-" + hashlib.sha256(CALL["to"].encode()).hexdigest()
+    assert raced_store.reads()[0].query["$filter"] == [
+        f"PartitionKey eq 'counters' and ( RowKey eq '{row}' or RowKey eq 'app' )"
+    ]
+
+
+def test_a_storage_failure_while_taking_a_slot_is_logged_saying_so(
+    twilio: TwilioStandIn, raced_store: RacedStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    raced_store.fail_next(Fault(status=403, body=_table_error("AuthorizationFailure")))
+    with caplog.at_level(logging.WARNING):
+        assert keyed("make_call", CALL, None).status_code == 503
+
+    assert logged(caplog, "shared.storage") == [
+        ("WARNING", "Table storage failed while taking a slot under the limits: HttpResponseError")
+    ]

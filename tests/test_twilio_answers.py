@@ -46,7 +46,7 @@ def test_a_twilio_client_failure_answers_502_outcome_unknown(twilio: TwilioStand
     with pytest.raises(ApiError) as raised:
         call_twilio(list_numbers, outcome="whether the numbers were listed")
 
-    assert (raised.value.status, raised.value.body()) == (
+    assert (raised.value.status, raised.value.body(), raised.value.outcome_unknown) == (
         502,
         {
             "error": {
@@ -55,6 +55,7 @@ def test_a_twilio_client_failure_answers_502_outcome_unknown(twilio: TwilioStand
                 "target": None,
             }
         },
+        True,
     )
 
 

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from urllib3 import HTTPResponse
+from urllib3.connection import HTTPConnection
+from urllib3.exceptions import NewConnectionError
 
 from devtools.standins import Fault, KeyVaultStandIn, Received, TwilioStandIn, twilio_error
 from shared import credentials
@@ -180,6 +182,27 @@ def test_an_unreachable_twilio_answers_502_nothing_sent(
     assert response.status_code == 502
     assert error_of(response)["code"] == "twilio_unreachable"
     assert error_of(response)["message"] == "Twilio could not be reached; nothing was sent."
+
+
+def test_a_refused_connection_is_retried_twice_before_answering(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
+    retries: list[bool] = []
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound but not listening: each connection is refused
+        env.setenv("TWILIO_API_BASE_URL", f"http://127.0.0.1:{closed.getsockname()[1]}")
+        with on_retry(lambda: retries.append(True)):
+            response = post_json("make_call", CALL)
+
+    assert (response.status_code, retries) == (502, [True, True])
+
+
+def test_the_retries_of_a_refused_connection_wait_nothing_then_half_a_second(twilio: TwilioStandIn) -> None:
+    # What urllib3 sleeps before each retry; waiting it out here would prove no more.
+    policy = client_for(credentials.current()).http_client.session.get_adapter(twilio.url).max_retries
+    refused = NewConnectionError(HTTPConnection("127.0.0.1", 1), "Connection refused")
+    first = policy.increment("POST", "/Calls.json", error=refused)
+    second = first.increment("POST", "/Calls.json", error=refused)
+
+    assert (first.get_backoff_time(), second.get_backoff_time()) == (0, 0.5)
 
 
 def test_a_refused_connection_is_retried(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
