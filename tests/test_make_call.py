@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -296,3 +297,14 @@ def test_make_call_with_an_unusable_allowed_destinations_answers_503_naming_it(
     assert response.status_code == 503
     assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "ALLOWED_DESTINATIONS")
     assert twilio.received == []
+
+
+def test_make_call_logs_the_placed_call_with_its_sid_and_status(
+    twilio: TwilioStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="shared.outbound")
+
+    assert post_json("make_call", {"to": "+15558675310"}).status_code == 201
+
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "shared.outbound"]
+    assert logged == [("INFO", f"Placed call {twilio.sids[0]} (queued)")]
