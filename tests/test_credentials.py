@@ -197,12 +197,16 @@ def test_secret_cache_ttl_sets_how_long_the_app_keeps_secrets(vault: KeyVaultSta
 
 
 @pytest.mark.parametrize(
-    ("configured", "target"),
-    [({}, "TWILIO_ACCOUNT_SID"), ({"TWILIO_ACCOUNT_SID": "AC1"}, "TWILIO_AUTH_TOKEN")],
-    ids=["neither", "no-token"],
+    ("configured", "missing", "target"),
+    [
+        ({}, "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID"),
+        ({"TWILIO_ACCOUNT_SID": "AC1"}, "TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"),
+        ({"TWILIO_AUTH_TOKEN": "token"}, "TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"),
+    ],
+    ids=["neither", "no-token", "no-sid"],
 )
-def test_missing_credentials_name_the_first_missing_setting(
-    env: pytest.MonkeyPatch, configured: dict[str, str], target: str
+def test_missing_credentials_are_a_503_naming_every_missing_setting(
+    env: pytest.MonkeyPatch, configured: dict[str, str], missing: str, target: str
 ) -> None:
     for name, value in configured.items():
         env.setenv(name, value)
@@ -210,7 +214,12 @@ def test_missing_credentials_name_the_first_missing_setting(
     with pytest.raises(ApiError) as raised:
         load_credentials(get_settings())
 
-    assert (raised.value.status, raised.value.target) == (503, target)
+    assert (raised.value.status, raised.value.code, raised.value.message, raised.value.target) == (
+        503,
+        "credentials_unavailable",
+        f"Twilio credentials are not configured: set {missing}, or KEY_VAULT_URL.",
+        target,
+    )
 
 
 def test_credentials_come_from_the_app_settings_without_key_vault(credentials_in_env: None) -> None:
@@ -231,3 +240,32 @@ def test_a_failed_cold_read_is_tried_again_5_seconds_later() -> None:
     clock.now += REMEMBER_FAILURE
 
     assert store.get() == TwilioCredentials("AC1", "token")
+
+
+def test_a_remembered_cold_failure_is_raised_again_whole() -> None:
+    clock, reads = Clock(), 0
+    failure = ApiError(
+        503, "credentials_unavailable", "Key Vault could not be reached.", target="twilio-auth-token", inner={"n": 1}
+    )
+
+    def load() -> TwilioCredentials:
+        nonlocal reads
+        reads += 1
+        raise failure
+
+    store = CredentialStore(load, ttl=900, clock=clock)
+    with pytest.raises(ApiError):
+        store.get()
+    clock.now += REMEMBER_FAILURE - 0.01
+
+    with pytest.raises(ApiError) as raised:
+        store.get()
+    assert raised.value is not failure
+    assert (raised.value.status, raised.value.code, raised.value.message, raised.value.target, raised.value.inner) == (
+        503,
+        "credentials_unavailable",
+        "Key Vault could not be reached.",
+        "twilio-auth-token",
+        {"n": 1},
+    )
+    assert reads == 1

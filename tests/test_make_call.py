@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from devtools.azurite import Azurite
 from devtools.standins import TwilioStandIn
+from tests.state_support import CALL, keyed
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, function_url, invoke, post_form, post_json
 
 CALLS_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
@@ -124,7 +127,11 @@ def test_make_call_without_from_or_setting_says_which_setting(twilio: TwilioStan
     response = post_json("make_call", {"to": "+15558675310"})
 
     assert response.status_code == 400
-    assert "TWILIO_FROM_NUMBER" in error_of(response)["message"]
+    assert error_of(response) == {
+        "code": "missing_parameter",
+        "message": "'from' is required (or set TWILIO_FROM_NUMBER).",
+        "target": "from",
+    }
 
 
 def test_make_call_refuses_malformed_json(twilio: TwilioStandIn) -> None:
@@ -181,7 +188,11 @@ def test_make_call_with_a_bad_from_number_setting_answers_503_naming_it(
     response = post_json("make_call", {"to": "+15558675310"})
 
     assert response.status_code == 503
-    assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "TWILIO_FROM_NUMBER")
+    assert error_of(response) == {
+        "code": "configuration_error",
+        "message": "Setting TWILIO_FROM_NUMBER must be an E.164 number such as +14155550100.",
+        "target": "TWILIO_FROM_NUMBER",
+    }
     assert twilio.received == []
 
 
@@ -296,3 +307,26 @@ def test_make_call_with_an_unusable_allowed_destinations_answers_503_naming_it(
     assert response.status_code == 503
     assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "ALLOWED_DESTINATIONS")
     assert twilio.received == []
+
+
+def test_make_call_logs_the_placed_call_with_its_sid_and_status(
+    twilio: TwilioStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="shared.outbound")
+
+    assert post_json("make_call", {"to": "+15558675310"}).status_code == 201
+
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "shared.outbound"]
+    assert logged == [("INFO", f"Placed call {twilio.sids[0]} (queued)")]
+
+
+def test_make_call_logs_a_replayed_answer_at_info_with_its_status(
+    twilio: TwilioStandIn, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert keyed("make_call", CALL, "order-1234").status_code == 201
+    caplog.set_level(logging.INFO, logger="shared.outbound")
+
+    assert keyed("make_call", CALL, "order-1234").status_code == 201
+
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "shared.outbound"]
+    assert logged == [("INFO", "Replayed the answer (201) to an earlier make_call with the same Idempotency-Key")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from devtools.standins import TwilioStandIn
@@ -123,3 +125,14 @@ def test_send_sms_with_a_bad_from_number_setting_answers_503_naming_it(
     assert response.status_code == 503
     assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "TWILIO_FROM_NUMBER")
     assert twilio.received == []
+
+
+def test_send_sms_logs_the_sent_message_with_its_sid_and_status(
+    twilio: TwilioStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="shared.outbound")
+
+    assert post_json("send_sms", {"to": "+15558675310", "body": "Hi"}).status_code == 201
+
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "shared.outbound"]
+    assert logged == [("INFO", f"Sent message {twilio.sids[0]} (queued)")]

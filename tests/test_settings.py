@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import ApiError
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
 
 def test_defaults_without_any_setting_are_the_documented_ones() -> None:
@@ -47,6 +47,59 @@ def test_settings_are_read_from_the_environment(env: pytest.MonkeyPatch) -> None
     assert settings.allow_premium_destinations is True
 
 
+def test_every_setting_is_read_from_its_own_variable(env: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "KEY_VAULT_URL": "https://my-vault.vault.azure.net",
+        "TWILIO_ACCOUNT_SID_SECRET": "sid-2",
+        "TWILIO_AUTH_TOKEN_SECRET": "token-2",
+        "TWILIO_FROM_NUMBER": "+15017122661",
+        "VOICE_MESSAGE": "Your table is ready",
+        "SMS_REPLY": "Thanks!",
+        "PUBLIC_BASE_URL": "https://calls.example.com",
+        "WEBSITE_HOSTNAME": "myapp.azurewebsites.net",
+        "TWILIO_API_BASE_URL": "http://127.0.0.1:8080",
+        "TWILIO_HTTP_TIMEOUT": "2.5",
+        "ALLOWED_DESTINATIONS": "US,+44",
+        "ALLOW_PREMIUM_DESTINATIONS": "yes",
+        "TRUST_FORWARDED_HEADERS": "on",
+        "SECRET_CACHE_TTL": "60",
+        "PREFETCH_SECRETS": "off",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "AzureWebJobsStorage__accountName": "myappstore",
+        "AzureWebJobsStorage__tableServiceUri": "https://myappstore.table.core.windows.net",
+        "AzureWebJobsStorage__clientId": "client-1",
+        "DESTINATION_HOURLY_LIMIT": "3",
+        "DAILY_LIMIT": "100",
+        "LIMITS_FAIL_OPEN": "true",
+    }.items():
+        env.setenv(name, value)
+
+    assert get_settings() == Settings(
+        key_vault_url="https://my-vault.vault.azure.net",
+        account_sid_secret="sid-2",
+        auth_token_secret="token-2",
+        from_number="+15017122661",
+        voice_message="Your table is ready",
+        sms_reply="Thanks!",
+        public_base_url="https://calls.example.com",
+        website_hostname="myapp.azurewebsites.net",
+        twilio_api_base_url="http://127.0.0.1:8080",
+        twilio_http_timeout=2.5,
+        destinations_setting="US,+44",
+        allow_premium_destinations=True,
+        trust_forwarded_headers=True,
+        secret_ttl=60.0,
+        prefetch_secrets=False,
+        storage_connection_string="UseDevelopmentStorage=true",
+        storage_account_name="myappstore",
+        storage_table_service_uri="https://myappstore.table.core.windows.net",
+        storage_client_id="client-1",
+        destination_hourly_limit_setting="3",
+        daily_limit_setting="100",
+        limits_fail_open_setting="true",
+    )
+
+
 def test_allowed_destinations_take_region_codes_and_prefixes(env: pytest.MonkeyPatch) -> None:
     env.setenv("ALLOWED_DESTINATIONS", " us, CA ,+44,")
 
@@ -63,10 +116,28 @@ def test_allowed_destinations_unset_or_empty_means_every_destination(env: pytest
     assert get_settings().allowed_destinations == ()
 
 
-def test_public_base_url_keeps_its_path_prefix(env: pytest.MonkeyPatch) -> None:
-    env.setenv("PUBLIC_BASE_URL", "https://api.example.com:8443/twilio/")
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("https://api.example.com:8443/twilio/", "https://api.example.com:8443/twilio"),
+        ("https://calls.example.com/PBX/", "https://calls.example.com/PBX"),
+        ("https://calls.example.com/twilio/v1/", "https://calls.example.com/twilio/v1"),
+        ("https://gateway.example.com/to/https://app", "https://gateway.example.com/to/https://app"),
+    ],
+)
+def test_public_base_url_keeps_its_path_prefix(env: pytest.MonkeyPatch, value: str, kept: str) -> None:
+    env.setenv("PUBLIC_BASE_URL", value)
 
-    assert get_settings().public_base_url == "https://api.example.com:8443/twilio"
+    assert get_settings().public_base_url == kept
+
+
+@pytest.mark.parametrize("value", ["0.001", "20000", "604799.5"])
+def test_a_number_of_seconds_is_taken_from_just_above_0_to_just_below_a_week(
+    env: pytest.MonkeyPatch, value: str
+) -> None:
+    env.setenv("SECRET_CACHE_TTL", value)
+
+    assert get_settings().secret_ttl == float(value)
 
 
 def test_settings_are_read_once(env: pytest.MonkeyPatch) -> None:
@@ -77,47 +148,109 @@ def test_settings_are_read_once(env: pytest.MonkeyPatch) -> None:
     assert get_settings().sms_reply == "first"
 
 
+NUMBER = "must be a number of seconds"
+POSITIVE = "must be a positive number of seconds"
+URL = "must be an absolute http(s) URL with a valid host and port, no query or fragment"
+FLAG = "must be true or false"
+HOST = "must be a host name such as myapp.azurewebsites.net"
+
+
 @pytest.mark.parametrize(
-    ("name", "value"),
+    ("name", "value", "why"),
     [
-        ("TWILIO_HTTP_TIMEOUT", "ten"),
-        ("TWILIO_HTTP_TIMEOUT", "-1"),
-        ("SECRET_CACHE_TTL", "0"),
-        ("PUBLIC_BASE_URL", "myapp.azurewebsites.net"),
-        ("TWILIO_API_BASE_URL", "ftp://127.0.0.1"),
-        ("ALLOW_PREMIUM_DESTINATIONS", "sometimes"),
-        ("TRUST_FORWARDED_HEADERS", "maybe"),
-        ("PUBLIC_BASE_URL", "https://pub.example:abc"),
-        ("PUBLIC_BASE_URL", "https://pub.example:0"),
-        ("PUBLIC_BASE_URL", "https://"),
-        ("PUBLIC_BASE_URL", "https:///api"),
-        ("PUBLIC_BASE_URL", "https://pub.example/?x=1"),
-        ("PUBLIC_BASE_URL", "https://pub.example/#top"),
-        ("PUBLIC_BASE_URL", "https://user@pub.example"),
-        ("PUBLIC_BASE_URL", "https://[pub.example"),
-        ("WEBSITE_HOSTNAME", "myapp.azurewebsites.net/x"),
-        ("WEBSITE_HOSTNAME", "myapp:99999"),
+        ("TWILIO_HTTP_TIMEOUT", "ten", NUMBER),
+        ("TWILIO_HTTP_TIMEOUT", "-1", POSITIVE),
+        ("SECRET_CACHE_TTL", "0", POSITIVE),
+        ("SECRET_CACHE_TTL", "604800", POSITIVE),
+        ("PUBLIC_BASE_URL", "myapp.azurewebsites.net", URL),
+        ("TWILIO_API_BASE_URL", "ftp://127.0.0.1", URL),
+        ("ALLOW_PREMIUM_DESTINATIONS", "sometimes", FLAG),
+        ("TRUST_FORWARDED_HEADERS", "maybe", FLAG),
+        ("PUBLIC_BASE_URL", "https://pub.example:abc", URL),
+        ("PUBLIC_BASE_URL", "https://pub.example:0", URL),
+        ("PUBLIC_BASE_URL", "https://", URL),
+        ("PUBLIC_BASE_URL", "https:///api", URL),
+        ("PUBLIC_BASE_URL", "https://pub.example/?x=1", URL),
+        ("PUBLIC_BASE_URL", "https://pub.example/#top", URL),
+        ("PUBLIC_BASE_URL", "https://user@pub.example", URL),
+        ("PUBLIC_BASE_URL", "https://[pub.example", URL),
+        ("WEBSITE_HOSTNAME", "myapp.azurewebsites.net/x", HOST),
+        ("WEBSITE_HOSTNAME", "myapp:99999", HOST),
     ],
 )
-def test_a_broken_setting_is_named_in_a_503(env: pytest.MonkeyPatch, name: str, value: str) -> None:
+def test_a_broken_setting_is_named_in_a_503(env: pytest.MonkeyPatch, name: str, value: str, why: str) -> None:
     env.setenv(name, value)
 
     with pytest.raises(ApiError) as raised:
         get_settings()
 
-    assert (raised.value.status, raised.value.code, raised.value.target) == (503, "configuration_error", name)
+    assert (raised.value.status, raised.value.code, raised.value.message, raised.value.target) == (
+        503,
+        "configuration_error",
+        f"Setting {name} {why}.",
+        name,
+    )
 
 
-@pytest.mark.parametrize("value", ["1,44", ",", " , ,", "USA,CA", "US,+0"])
-def test_a_broken_allowed_destinations_is_named_in_a_503_where_used(env: pytest.MonkeyPatch, value: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "attribute"), [("DESTINATION_HOURLY_LIMIT", "destination_hourly_limit"), ("DAILY_LIMIT", "daily_limit")]
+)
+@pytest.mark.parametrize(("value", "limit"), [("3", 3), (" 100 ", 100), ("0", None)])
+def test_a_limit_is_a_whole_number_and_0_turns_it_off(
+    env: pytest.MonkeyPatch, name: str, attribute: str, value: str, limit: int | None
+) -> None:
+    env.setenv(name, value)
+
+    assert getattr(get_settings(), attribute) == limit
+
+
+NAMES_NOTHING = "names no destination: list region codes or prefixes such as US,CA or +1,+44"
+NOT_A_DESTINATION = "must list region codes or E.164 prefixes such as US,CA or +1,+44"
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("1,44", NOT_A_DESTINATION),
+        (",", NAMES_NOTHING),
+        (" , ,", NAMES_NOTHING),
+        ("USA,CA", NOT_A_DESTINATION),
+        ("US,+0", NOT_A_DESTINATION),
+    ],
+)
+def test_a_broken_allowed_destinations_is_named_in_a_503_where_used(
+    env: pytest.MonkeyPatch, value: str, why: str
+) -> None:
     env.setenv("ALLOWED_DESTINATIONS", value)
     settings = get_settings()
 
     with pytest.raises(ApiError) as raised:
         _ = settings.destination_prefixes
 
-    assert (raised.value.status, raised.value.code, raised.value.target) == (
+    assert (raised.value.status, raised.value.code, raised.value.message, raised.value.target) == (
         503,
         "configuration_error",
+        f"Setting ALLOWED_DESTINATIONS {why}.",
         "ALLOWED_DESTINATIONS",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "attribute"), [("DESTINATION_HOURLY_LIMIT", "destination_hourly_limit"), ("DAILY_LIMIT", "daily_limit")]
+)
+@pytest.mark.parametrize("value", ["ten", "-1", "1.5", "\u0661\u0660"])
+def test_a_broken_limit_is_named_in_a_503_where_used(
+    env: pytest.MonkeyPatch, name: str, attribute: str, value: str
+) -> None:
+    env.setenv(name, value)
+    settings = get_settings()
+
+    with pytest.raises(ApiError) as raised:
+        getattr(settings, attribute)
+
+    assert (raised.value.status, raised.value.code, raised.value.message, raised.value.target) == (
+        503,
+        "configuration_error",
+        f"Setting {name} must be a whole number (0 turns the limit off).",
+        name,
     )
