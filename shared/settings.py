@@ -164,7 +164,7 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         raise ConfigurationError(name, "must be a number of seconds") from None
     if not 0 < value < 86_400 * 7:
-        raise ConfigurationError(name, "must be a positive number of seconds")
+        raise ConfigurationError(name, "must be more than 0 and less than a week (604800 seconds)")
     return value
 
 

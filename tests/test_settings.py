@@ -149,7 +149,7 @@ def test_settings_are_read_once(env: pytest.MonkeyPatch) -> None:
 
 
 NUMBER = "must be a number of seconds"
-POSITIVE = "must be a positive number of seconds"
+IN_RANGE = "must be more than 0 and less than a week (604800 seconds)"
 URL = "must be an absolute http(s) URL with a valid host and port, no query or fragment"
 FLAG = "must be true or false"
 HOST = "must be a host name such as myapp.azurewebsites.net"
@@ -159,9 +159,9 @@ HOST = "must be a host name such as myapp.azurewebsites.net"
     ("name", "value", "why"),
     [
         ("TWILIO_HTTP_TIMEOUT", "ten", NUMBER),
-        ("TWILIO_HTTP_TIMEOUT", "-1", POSITIVE),
-        ("SECRET_CACHE_TTL", "0", POSITIVE),
-        ("SECRET_CACHE_TTL", "604800", POSITIVE),
+        ("TWILIO_HTTP_TIMEOUT", "-1", IN_RANGE),
+        ("SECRET_CACHE_TTL", "0", IN_RANGE),
+        ("SECRET_CACHE_TTL", "604800", IN_RANGE),
         ("PUBLIC_BASE_URL", "myapp.azurewebsites.net", URL),
         ("TWILIO_API_BASE_URL", "ftp://127.0.0.1", URL),
         ("ALLOW_PREMIUM_DESTINATIONS", "sometimes", FLAG),
