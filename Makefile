@@ -66,15 +66,16 @@ chromium:
 
 # Mutation testing of shared/ (see README, Development): not part of `make test` or CI. Results stay in
 # mutants/, so a run tests only the functions changed since the last, then once more the survivors of
-# earlier runs that tests/mutation-equivalents.txt does not list (mutmut keeps a verdict until asked).
+# earlier runs that tests/mutation-equivalents.txt does not list, and the listed ones a run found killed
+# (mutmut keeps a verdict until asked).
 mutation: $(MUTATION_VENV)/.installed $(SANDBOX)/node_modules/.installed $(STORAGE_EMULATOR)/node_modules/.installed
 	mkdir -p mutants
 	tar --exclude=node_modules --exclude=__pycache__ -cf - devtools | tar -xf - -C mutants
 	ln -sfn $(CURDIR)/$(SANDBOX)/node_modules mutants/$(SANDBOX)/node_modules
 	ln -sfn $(CURDIR)/$(STORAGE_EMULATOR)/node_modules mutants/$(STORAGE_EMULATOR)/node_modules
-	$(MUTATION_VENV)/bin/python -m tests.mutation_score --unlisted > mutants/survivors-before.txt
+	$(MUTATION_VENV)/bin/python -m tests.mutation_score --retest > mutants/survivors-before.txt
 	$(MUTMUT) run --max-children 2
-	survivors="$$($(MUTATION_VENV)/bin/python -m tests.mutation_score --unlisted --among mutants/survivors-before.txt)"; \
+	survivors="$$($(MUTATION_VENV)/bin/python -m tests.mutation_score --retest --among mutants/survivors-before.txt)"; \
 	if [ -n "$$survivors" ]; then $(MUTMUT) run --max-children 2 $$survivors; fi
 	$(MUTATION_VENV)/bin/python -m tests.mutation_score
 

@@ -1,9 +1,10 @@
 """The mutation score of shared/ from mutmut's results in mutants/, as `make mutation` prints it.
 
 `python -m tests.mutation_score` prints killed / total per module and in all, and each surviving
-mutant that tests/mutation-equivalents.txt does not list; `--unlisted` prints only those names
-(`--among FILE`: only those also named in FILE), for `make mutation` to test again: mutmut keeps
-a survivor's verdict, even once a new test would kill it, until it is named on its command line.
+mutant that tests/mutation-equivalents.txt does not list; `--retest` prints only the names to test
+again (`--among FILE`: only those also named in FILE): those survivors, and the listed mutants a run
+found killed (by a test that failed for another reason, or a listing gone stale). mutmut keeps a
+verdict, even once a new test would change it, until the mutant is named on its command line.
 """
 
 from __future__ import annotations
@@ -76,12 +77,14 @@ def _status(code: int | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--unlisted", action="store_true", help="only the survivors not listed as equivalent")
-    parser.add_argument("--among", type=Path, help="with --unlisted: only the mutants this file names")
+    parser.add_argument(
+        "--retest", action="store_true", help="only the unlisted survivors and the listed mutants found killed"
+    )
+    parser.add_argument("--among", type=Path, help="with --retest: only the mutants this file names")
     args = parser.parse_args(argv)
     found, listed = verdicts(), equivalents()
-    if args.unlisted:
-        lines = [m for m, code in found.items() if code == SURVIVED and m not in listed]
+    if args.retest:
+        lines = [m for m, code in found.items() if (code == SURVIVED) != (m in listed)]
         if args.among:
             lines = [m for m in lines if m in set(args.among.read_text(encoding="utf-8").split())]
     else:
