@@ -106,24 +106,18 @@ def test_send_sms_refuses_the_bahamas_when_only_us_and_canada_are_allowed(
     assert twilio.received == []
 
 
-def test_send_sms_with_an_empty_allowed_destinations_list_answers_503(
-    twilio: TwilioStandIn, env: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("name", "value", "to"),
+    [("ALLOWED_DESTINATIONS", " , ", "+14155550100"), ("TWILIO_FROM_NUMBER", "MyBrand", "+15558675310")],
+)
+def test_send_sms_with_a_broken_setting_answers_503_naming_it(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, name: str, value: str, to: str
 ) -> None:
-    env.setenv("ALLOWED_DESTINATIONS", " , ")
-    response = post_json("send_sms", {"to": "+14155550100", "body": "Hi"})
+    env.setenv(name, value)
+    response = post_json("send_sms", {"to": to, "body": "Hi"})
 
     assert response.status_code == 503
-    assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "ALLOWED_DESTINATIONS")
-
-
-def test_send_sms_with_a_bad_from_number_setting_answers_503_naming_it(
-    twilio: TwilioStandIn, env: pytest.MonkeyPatch
-) -> None:
-    env.setenv("TWILIO_FROM_NUMBER", "MyBrand")
-    response = post_json("send_sms", {"to": "+15558675310", "body": "Hi"})
-
-    assert response.status_code == 503
-    assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "TWILIO_FROM_NUMBER")
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", name)
     assert twilio.received == []
 
 
