@@ -252,9 +252,15 @@ def _storage_configured(environ: Mapping[str, str]) -> bool:
     `UseDevelopmentStorage=true` (Core Tools' value, in local.settings.json.example) names no account
     but the local emulator, which this host runs."""
     return any(
-        (name == STORAGE and environ[name].strip().lower() != "usedevelopmentstorage=true")
-        or name.startswith(f"{STORAGE}__")
-        for name in environ
+        (name == STORAGE and not _is_emulator(environ[name])) or name.startswith(f"{STORAGE}__") for name in environ
+    )
+
+
+def _is_emulator(connection_string: str) -> bool:
+    """`UseDevelopmentStorage=true` among the connection string's `;`-separated settings, in any case."""
+    settings = (part.partition("=") for part in connection_string.split(";"))
+    return any(
+        key.strip().lower() == "usedevelopmentstorage" and value.strip().lower() == "true" for key, _, value in settings
     )
 
 

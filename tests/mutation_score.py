@@ -3,7 +3,7 @@
 `python -m tests.mutation_score` prints killed / total per module and in all, and each surviving
 mutant that tests/mutation-equivalents.txt does not list; `--retest` prints only the names to test
 again (`--among FILE`: only those also named in FILE): those survivors, and the listed mutants a run
-found killed (by a test that failed for another reason, or a listing gone stale). mutmut keeps a
+found killed or timed out (by a test that failed for another reason, or a listing gone stale). mutmut keeps a
 verdict, even once a new test would change it, until the mutant is named on its command line.
 """
 
@@ -78,13 +78,19 @@ def _status(code: int | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--retest", action="store_true", help="only the unlisted survivors and the listed mutants found killed"
+        "--retest",
+        action="store_true",
+        help="only the unlisted survivors and the listed mutants found killed or timed out",
     )
     parser.add_argument("--among", type=Path, help="with --retest: only the mutants this file names")
     args = parser.parse_args(argv)
     found, listed = verdicts(), equivalents()
     if args.retest:
-        lines = [m for m, code in found.items() if (code == SURVIVED) != (m in listed)]
+        lines = [
+            m
+            for m, code in found.items()
+            if (code == SURVIVED and m not in listed) or (m in listed and code in KILLED | TIMEOUT)
+        ]
         if args.among:
             lines = [m for m in lines if m in set(args.among.read_text(encoding="utf-8").split())]
     else:

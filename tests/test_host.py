@@ -26,7 +26,7 @@ from twilio.request_validator import RequestValidator
 
 import function_app
 from devtools.azurite import connection_string
-from devtools.host import LocalHost, load_local_settings
+from devtools.host import LocalHost, _storage_configured, load_local_settings
 from devtools.invoke import main as invoke_main
 from devtools.invoke import send_signed, sms_params, status_params, voice_params
 from devtools.process_state import without_settings
@@ -321,7 +321,12 @@ def test_real_twilio_mode_needs_real_credentials(given: dict[str, str]) -> None:
 
 def test_real_twilio_mode_starts_with_a_key_vault_url_alone() -> None:
     port = free_port()
-    settings = {"TWILIO_ACCOUNT_SID": "", "TWILIO_AUTH_TOKEN": "", "KEY_VAULT_URL": "https://myvault.vault.azure.net/"}
+    settings = {
+        "TWILIO_ACCOUNT_SID": "",
+        "TWILIO_AUTH_TOKEN": "",
+        "KEY_VAULT_URL": "https://myvault.vault.azure.net/",
+        "PREFETCH_SECRETS": "false",  # the vault is never read: no request reaches Azure
+    }
     process = start_host("--port", str(port), environ={**settings, **NO_EMULATOR, "TWILIO_SANDBOX": "false"})
     try:
         assert wait_until_up(port, process)
@@ -544,3 +549,16 @@ def _get_json(url: str, headers: Iterable[tuple[str, str]] = ()) -> Any:
         return json.loads(connection.getresponse().read())
     finally:
         connection.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("UseDevelopmentStorage=true", False),
+        ("UseDevelopmentStorage=true;", False),
+        ("usedevelopmentstorage=TRUE;DevelopmentStorageProxyUri=http://127.0.0.1", False),
+        ("DefaultEndpointsProtocol=https;AccountName=myappstore;AccountKey=a2V5", True),
+    ],
+)
+def test_only_a_storage_other_than_the_emulator_keeps_make_run_from_starting_azurite(value: str, named: bool) -> None:
+    assert _storage_configured({"AzureWebJobsStorage": value}) is named

@@ -247,6 +247,7 @@ def test_a_request_whose_connection_to_twilio_timed_out_releases_its_key(
         env.setenv("TWILIO_API_BASE_URL", url)
         timed_out = keyed("make_call", CALL, KEY)
     env.setenv("TWILIO_API_BASE_URL", twilio.url)
+    env.setenv("TWILIO_HTTP_TIMEOUT", "10")
     clear_caches()
     retried = keyed("make_call", CALL, KEY)
 
@@ -257,13 +258,13 @@ def test_a_request_whose_connection_to_twilio_timed_out_releases_its_key(
 
 @pytest.mark.parametrize(
     ("fault", "status"),
-    [(Fault(status=500), 502), (Fault(drop=True), 502), (Fault(delay=1.0), 504)],
+    [(Fault(status=500), 502), (Fault(drop=True), 502), (Fault(delay=3.0), 504)],
     ids=["twilio 500", "dropped", "timed out"],
 )
 def test_an_outcome_unknown_answer_is_replayed_without_dialling_again(
     twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch, fault: Fault, status: int
 ) -> None:
-    env.setenv("TWILIO_HTTP_TIMEOUT", "0.3")
+    env.setenv("TWILIO_HTTP_TIMEOUT", "1" if status == 504 else "10")
     twilio.fail_next(fault)
     first = keyed("make_call", CALL, KEY)
     again = keyed("make_call", CALL, KEY)

@@ -214,9 +214,10 @@ def test_make_run_on_the_settings_example_keeps_its_storage_emulator(twilio: Twi
         assert wait_until_up(port, process)
         response = requests.post(f"http://127.0.0.1:{port}/api/make_call", json={"to": "+15558675310"}, timeout=60)
     finally:
-        stop_host(process)
+        output = stop_host(process)
 
     assert response.status_code == 201
+    assert "Storage emulator: http://127.0.0.1:" in output
 
 
 def test_a_taken_storage_emulator_port_starts_nothing() -> None:
