@@ -1,4 +1,5 @@
-"""Serving a WSGI app from the project on a free loopback port for the length of a test."""
+"""Loopback ports for a test: one serving a WSGI app from the project, a free one, one that refuses
+connections, and one whose connections time out."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from werkzeug.serving import make_server
 
 
@@ -28,3 +30,36 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextmanager
+def refusing_port() -> Iterator[str]:
+    """A loopback port bound but not listening: each connection to it is refused."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{closed.getsockname()[1]}"
+
+
+@contextmanager
+def unaccepting_port() -> Iterator[str]:
+    """A loopback port whose accept queue is full: a connection attempt times out, and nothing is sent."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        queued: list[socket.socket] = []
+        try:
+            for _ in range(16):  # Linux queues backlog + 1 connections, then drops the others' handshakes
+                filler = socket.socket()
+                filler.settimeout(0.1)
+                try:
+                    filler.connect(listener.getsockname())
+                except TimeoutError:
+                    filler.close()
+                    break
+                queued.append(filler)
+            else:
+                pytest.fail("the accept queue never filled")
+            yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        finally:
+            for filler in queued:
+                filler.close()

@@ -1,5 +1,6 @@
 """What the idempotency and limits tests share: keyed requests, a Twilio that holds a request in
-flight, the app's tables read directly, a store address where nothing listens, and one that counts."""
+flight, the app's tables read directly, a store address where nothing listens, one that counts, and
+scripted Table stand-ins put in the app's storage's place."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import http.client
 import json
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import azure.functions as func
@@ -15,12 +17,15 @@ import pytest
 from azure.data.tables import TableClient, TableServiceClient
 
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
-from devtools.standins import Received, TwilioStandIn
+from devtools.standins import Received, StandIn, TwilioStandIn
 from tests.servers import free_port, serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, invoke
 
 CALL = {"to": "+15558675310", "message": "Your table is ready"}
 SMS = {"to": "+15558675310", "body": "Your code is 1234"}
+
+Answer = tuple[int, dict[str, Any], dict[str, str]]  # a stand-in's status, JSON body and headers
+Store = TypeVar("Store", bound=StandIn)
 
 
 def keyed(name: str, document: Mapping[str, str], key: str | None, *, form: bool = False) -> func.HttpResponse:
@@ -42,7 +47,7 @@ class HeldTwilio(TwilioStandIn):
         self.gate.set()
         self.arrived = threading.Event()
 
-    def answer(self, request: Received) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def answer(self, request: Received) -> Answer:
         self.arrived.set()
         self.gate.wait()
         return super().answer(request)
@@ -64,6 +69,22 @@ def held_twilio(twilio: TwilioStandIn, monkeypatch: pytest.MonkeyPatch) -> Itera
 def unreachable_storage(monkeypatch: pytest.MonkeyPatch) -> None:
     """AzureWebJobsStorage naming a Table endpoint where nothing listens: a store that is down."""
     monkeypatch.setenv("AzureWebJobsStorage", Azurite(free_port()).connection_string)
+
+
+@contextmanager
+def as_storage(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """`store` started, and named by AzureWebJobsStorage as the app's Table storage, until the block ends."""
+    store.start()
+    monkeypatch.setenv("AzureWebJobsStorage", connection_string(f"{store.url}/{ACCOUNT_NAME}"))
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+def table_error(code: str) -> dict[str, Any]:
+    """The body of a Table service error answering `code`."""
+    return {"odata.error": {"code": code, "message": {"lang": "en-US", "value": code}}}
 
 
 def table(azurite: Azurite, name: str) -> TableClient:

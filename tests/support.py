@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import azure.functions as func
+import pytest
 from twilio.request_validator import RequestValidator
 
 import function_app
@@ -112,3 +113,8 @@ def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def logged(caplog: pytest.LogCaptureFixture, logger_name: str) -> list[tuple[str, str]]:
+    """What the logger `logger_name` logged, level and whole line, so that a changed word is noticed."""
+    return [(record.levelname, record.getMessage()) for record in caplog.records if record.name == logger_name]

@@ -17,24 +17,26 @@ import azure.functions as func
 import pytest
 from azure.data.tables import TableServiceClient
 
-from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
+from devtools.azurite import Azurite
 from devtools.process_state import clear_caches
 from devtools.standins import Fault, Received, StandIn, TwilioStandIn, twilio_error
 from shared import idempotency
 from shared.outbound import Call
-from tests.servers import free_port
+from tests.servers import free_port, unaccepting_port
 from tests.state_support import (
     CALL,
     SMS,
+    Answer,
     HeldTwilio,
+    as_storage,
     held_twilio,
     keyed,
     table,
+    table_error,
     table_round_trips,
     unreachable_storage,
 )
-from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, eventually, function_url, invoke
-from tests.test_twilio_client import unaccepting_port
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, eventually, function_url, invoke, logged
 
 __all__ = ["held_twilio", "table_round_trips", "unreachable_storage"]  # fixtures
 
@@ -455,14 +457,6 @@ def test_a_claim_changed_while_twilio_answered_is_logged_as_an_error_and_the_ans
     assert logged(caplog, "shared.idempotency") == [("ERROR", line)]
 
 
-def logged(caplog: pytest.LogCaptureFixture, name: str) -> list[tuple[str, str]]:
-    """What the module `name` logged, level and whole line."""
-    return [(record.levelname, record.getMessage()) for record in caplog.records if record.name == name]
-
-
-Answer = tuple[int, dict[str, Any], dict[str, str]]  # a stand-in's status, JSON body and headers
-
-
 class ContestedStore(StandIn):
     """A Table endpoint whose tables exist, answering each request on an entity with the next of `script`:
     what the store answers while other requests take, release and retake the same key."""
@@ -473,12 +467,8 @@ class ContestedStore(StandIn):
 
     def answer(self, request: Received) -> Answer:
         if request.path.endswith("/Tables"):
-            return _table_error(409, "TableAlreadyExists")
+            return 409, table_error("TableAlreadyExists"), {}
         return self.script.popleft()
-
-
-def _table_error(status: int, code: str) -> Answer:
-    return status, {"odata.error": {"code": code, "message": {"lang": "en-US", "value": code}}}, {}
 
 
 def _row(fingerprint: str, age: timedelta) -> Answer:
@@ -489,9 +479,9 @@ def _row(fingerprint: str, age: timedelta) -> Answer:
     return 200, {**row, "Created": created}, {"ETag": etag}
 
 
-EXISTS = _table_error(409, "EntityAlreadyExists")
-GONE = _table_error(404, "ResourceNotFound")
-CHANGED = _table_error(412, "UpdateConditionNotSatisfied")
+EXISTS: Answer = 409, table_error("EntityAlreadyExists"), {}
+GONE: Answer = 404, table_error("ResourceNotFound"), {}
+CHANGED: Answer = 412, table_error("UpdateConditionNotSatisfied"), {}
 CREATED: Answer = 201, {}, {"ETag": "W/\"datetime'created'\""}
 UPDATED: Answer = 204, {}, {"ETag": "W/\"datetime'updated'\""}
 
@@ -499,11 +489,9 @@ UPDATED: Answer = 204, {}, {"ETag": "W/\"datetime'updated'\""}
 @pytest.fixture
 def contested(env: pytest.MonkeyPatch) -> Iterator[ContestedStore]:
     """The app's storage is a ContestedStore (its script added by the test), and no limit applies."""
-    store = ContestedStore().start()
-    env.setenv("AzureWebJobsStorage", connection_string(f"{store.url}/{ACCOUNT_NAME}"))
     env.setenv("DESTINATION_HOURLY_LIMIT", "0")  # the store then answers only for the key
-    yield store
-    store.stop()
+    with as_storage(ContestedStore(), env) as store:
+        yield store
 
 
 def test_a_key_released_before_it_could_be_read_is_claimed_on_the_next_round(

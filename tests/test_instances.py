@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shlex
-import shutil
-import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -167,20 +164,6 @@ def test_the_storage_emulator_stops_with_the_host() -> None:
     assert process.returncode == 0
     assert not listening(azurite_port)
     assert f"Storage emulator: http://127.0.0.1:{azurite_port}/devstoreaccount1" in output
-
-
-@pytest.mark.parametrize(
-    ("given", "port"), [((), "10002"), (("AZURITE_PORT=10003",), "10003")], ids=["default", "AZURITE_PORT=10003"]
-)
-def test_make_run_puts_the_storage_emulator_on_port_10002_unless_azurite_port_moves_it(
-    given: tuple[str, ...], port: str
-) -> None:
-    make = shutil.which("make")
-    assert make is not None
-    printed = subprocess.run([make, "-n", "run", *given], cwd=ROOT, capture_output=True, text=True, check=True)
-
-    (command,) = [shlex.split(line) for line in printed.stdout.splitlines() if "devtools.host" in line]
-    assert command[command.index("--azurite-port") + 1] == port
 
 
 @pytest.mark.parametrize(

@@ -9,17 +9,25 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
-from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
+from devtools.azurite import ACCOUNT_NAME, Azurite
 from devtools.standins import Fault, Received, StandIn, TwilioStandIn, twilio_error
 from shared.limits import _Counter, _counters, _exceeded
 from shared.settings import Settings
-from shared.startup import on_load
-from tests.state_support import CALL, SMS, keyed, table, table_round_trips, unreachable_storage
-from tests.support import error_of
+from tests.state_support import (
+    CALL,
+    SMS,
+    Answer,
+    as_storage,
+    keyed,
+    table,
+    table_error,
+    table_round_trips,
+    unreachable_storage,
+)
+from tests.support import error_of, logged
 
 __all__ = ["table_round_trips", "unreachable_storage"]  # fixtures
 
@@ -34,9 +42,9 @@ def _end_of_utc_day(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
 
 
-def logged(caplog: pytest.LogCaptureFixture, module: str = "shared.limits") -> list[tuple[str, str]]:
-    """What `module` logged, level and whole line, so that a changed word is noticed."""
-    return [(record.levelname, record.getMessage()) for record in caplog.records if record.name == module]
+def row_of(number: str) -> str:
+    """The RowKey of `number`'s hourly counter: the number hashed, never as written."""
+    return "to-" + hashlib.sha256(number.encode()).hexdigest()
 
 
 def _seconds_to_window_end(before: datetime, after: datetime, window_end: Callable[[datetime], datetime]) -> set[int]:
@@ -148,7 +156,9 @@ def test_a_refusal_is_logged_with_the_number_masked(
         for _ in range(3):
             keyed("make_call", CALL, None)
 
-    assert logged(caplog) == [("WARNING", "Refused a request to +1555867****: DESTINATION_HOURLY_LIMIT reached (2)")]
+    assert logged(caplog, "shared.limits") == [
+        ("WARNING", "Refused a request to +1555867****: DESTINATION_HOURLY_LIMIT reached (2)")
+    ]
     assert CALL["to"] not in caplog.text
 
 
@@ -173,10 +183,9 @@ def test_a_lone_counter_is_written_without_a_transaction(twilio: TwilioStandIn, 
     table_round_trips.clear()
 
     assert keyed("send_sms", SMS, None).status_code == 201
-    row = "to-" + hashlib.sha256(SMS["to"].encode()).hexdigest()
     assert table_round_trips == [
         f"GET /{ACCOUNT_NAME}/limits()",
-        f"PUT /{ACCOUNT_NAME}/limits(PartitionKey='counters',RowKey='{row}')",
+        f"PUT /{ACCOUNT_NAME}/limits(PartitionKey='counters',RowKey='{row_of(SMS['to'])}')",
     ]
 
 
@@ -277,20 +286,12 @@ def test_the_counters_are_one_row_per_number_hashed_and_one_for_the_app(
     rows = list(table(storage, "limits").list_entities())
     assert {row["RowKey"]: (row["Window"], row["Count"]) for row in rows} in [
         {
-            "to-" + hashlib.sha256(CALL["to"].encode()).hexdigest(): (now.strftime("%Y%m%d%H"), 1),
+            row_of(CALL["to"]): (now.strftime("%Y%m%d%H"), 1),
             "app": (now.strftime("%Y%m%d"), 1),
         }
         for now in (before, after)  # the hour may turn during the request
     ]
     assert CALL["to"] not in json.dumps([{name: str(value) for name, value in row.items()} for row in rows])
-
-
-def test_storage_down_answers_503_and_twilio_is_not_asked(twilio: TwilioStandIn, unreachable_storage: None) -> None:
-    response = keyed("make_call", CALL, None)
-
-    assert response.status_code == 503
-    assert error_of(response)["code"] == "state_unavailable"
-    assert twilio.received == []
 
 
 def test_limits_fail_open_lets_requests_through_when_storage_is_down(
@@ -302,7 +303,7 @@ def test_limits_fail_open_lets_requests_through_when_storage_is_down(
 
     assert answers == [201, 201]
     line = ("WARNING", "Limits not applied to a request to +1555867****: storage unavailable (LIMITS_FAIL_OPEN)")
-    assert logged(caplog) == [line, line]
+    assert logged(caplog, "shared.limits") == [line, line]
 
 
 def test_limits_fail_open_does_not_open_idempotency_keys(
@@ -339,22 +340,6 @@ def test_a_malformed_limit_answers_503_naming_it(
     assert twilio.received == []
 
 
-@pytest.mark.parametrize("setting", ["DESTINATION_HOURLY_LIMIT", "DAILY_LIMIT"])
-def test_a_malformed_limit_is_logged_at_startup(
-    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, setting: str
-) -> None:
-    env.setenv(setting, "lots")
-    with caplog.at_level(logging.ERROR):
-        on_load()
-
-    assert f"Setting {setting} must be a whole number" in caplog.text
-    assert "make_call and send_sms will answer 503" in caplog.text
-
-
-def _table_error(code: str) -> dict[str, Any]:
-    return {"odata.error": {"code": code, "message": {"lang": "en-US", "value": code}}}
-
-
 class RacedStore(StandIn):
     """A Table endpoint where another request always writes first: each read finds no counter, each create
     finds one. Faults play on the reads only."""
@@ -362,12 +347,12 @@ class RacedStore(StandIn):
     def applies_faults(self, request: Received) -> bool:
         return request.method == "GET"
 
-    def answer(self, request: Received) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def answer(self, request: Received) -> Answer:
         if request.path.endswith("/Tables"):
-            return 409, _table_error("TableAlreadyExists"), {}
+            return 409, table_error("TableAlreadyExists"), {}
         if request.method == "GET":
             return 200, {"value": []}, {}
-        return 409, _table_error("EntityAlreadyExists"), {}
+        return 409, table_error("EntityAlreadyExists"), {}
 
     def reads(self) -> list[Received]:
         return [r for r in self.received if r.method == "GET"]
@@ -378,15 +363,16 @@ class RacedStore(StandIn):
 
 @pytest.fixture
 def raced_store(env: pytest.MonkeyPatch) -> Iterator[RacedStore]:
-    server = RacedStore().start()
-    env.setenv("AzureWebJobsStorage", connection_string(f"{server.url}/{ACCOUNT_NAME}"))
-    yield server
-    server.stop()
+    with as_storage(RacedStore(), env) as store:
+        yield store
 
 
-def test_a_counter_that_keeps_changing_answers_503_too_busy(twilio: TwilioStandIn, raced_store: RacedStore) -> None:
+def test_a_counter_that_keeps_changing_is_tried_16_times_then_answers_503_too_busy(
+    twilio: TwilioStandIn, raced_store: RacedStore
+) -> None:
     response = keyed("make_call", CALL, None)
 
+    assert (len(raced_store.reads()), len(raced_store.creations())) == (16, 16)
     assert (response.status_code, response.headers["Retry-After"]) == (503, "5")
     assert error_of(response) == {
         "code": "state_unavailable",
@@ -397,12 +383,6 @@ def test_a_counter_that_keeps_changing_answers_503_too_busy(twilio: TwilioStandI
     assert twilio.received == []
 
 
-def test_a_counter_that_keeps_changing_is_tried_16_times(twilio: TwilioStandIn, raced_store: RacedStore) -> None:
-    keyed("make_call", CALL, None)
-
-    assert (len(raced_store.reads()), len(raced_store.creations())) == (16, 16)
-
-
 def test_the_counters_are_read_in_one_query_spelled_as_azure_requires(
     twilio: TwilioStandIn, raced_store: RacedStore, env: pytest.MonkeyPatch
 ) -> None:
@@ -410,16 +390,15 @@ def test_the_counters_are_read_in_one_query_spelled_as_azure_requires(
     env.setenv("DAILY_LIMIT", "5")
     keyed("make_call", CALL, None)
 
-    row = "to-" + hashlib.sha256(CALL["to"].encode()).hexdigest()
     assert raced_store.reads()[0].query["$filter"] == [
-        f"PartitionKey eq 'counters' and ( RowKey eq '{row}' or RowKey eq 'app' )"
+        f"PartitionKey eq 'counters' and ( RowKey eq '{row_of(CALL['to'])}' or RowKey eq 'app' )"
     ]
 
 
 def test_a_storage_failure_while_taking_a_slot_is_logged_saying_so(
     twilio: TwilioStandIn, raced_store: RacedStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    raced_store.fail_next(Fault(status=403, body=_table_error("AuthorizationFailure")))
+    raced_store.fail_next(Fault(status=403, body=table_error("AuthorizationFailure")))
     with caplog.at_level(logging.WARNING):
         assert keyed("make_call", CALL, None).status_code == 503
 

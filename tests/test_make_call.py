@@ -10,7 +10,17 @@ import pytest
 from devtools.azurite import Azurite
 from devtools.standins import TwilioStandIn
 from tests.state_support import CALL, keyed
-from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, function_url, invoke, post_form, post_json
+from tests.support import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    body_json,
+    error_of,
+    function_url,
+    invoke,
+    logged,
+    post_form,
+    post_json,
+)
 
 CALLS_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
 
@@ -316,8 +326,7 @@ def test_make_call_logs_the_placed_call_with_its_sid_and_status(
 
     assert post_json("make_call", {"to": "+15558675310"}).status_code == 201
 
-    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "shared.outbound"]
-    assert logged == [("INFO", f"Placed call {twilio.sids[0]} (queued)")]
+    assert logged(caplog, "shared.outbound") == [("INFO", f"Placed call {twilio.sids[0]} (queued)")]
 
 
 def test_make_call_logs_a_replayed_answer_at_info_with_its_status(
@@ -328,5 +337,6 @@ def test_make_call_logs_a_replayed_answer_at_info_with_its_status(
 
     assert keyed("make_call", CALL, "order-1234").status_code == 201
 
-    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "shared.outbound"]
-    assert logged == [("INFO", "Replayed the answer (201) to an earlier make_call with the same Idempotency-Key")]
+    assert logged(caplog, "shared.outbound") == [
+        ("INFO", "Replayed the answer (201) to an earlier make_call with the same Idempotency-Key")
+    ]

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from devtools.standins import TwilioStandIn
-from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, invoke, post_form, post_json
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, invoke, logged, post_form, post_json
 
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 
@@ -128,5 +128,4 @@ def test_send_sms_logs_the_sent_message_with_its_sid_and_status(
 
     assert post_json("send_sms", {"to": "+15558675310", "body": "Hi"}).status_code == 201
 
-    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "shared.outbound"]
-    assert logged == [("INFO", f"Sent message {twilio.sids[0]} (queued)")]
+    assert logged(caplog, "shared.outbound") == [("INFO", f"Sent message {twilio.sids[0]} (queued)")]

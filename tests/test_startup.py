@@ -9,7 +9,7 @@ import pytest
 
 from devtools.standins import KeyVaultStandIn
 from shared.startup import on_load
-from tests.support import eventually, fixture, signed_post
+from tests.support import eventually, fixture, logged, signed_post
 
 
 def test_startup_prefetches_the_secrets_before_the_first_request(vault: KeyVaultStandIn) -> None:
@@ -38,11 +38,6 @@ def test_startup_prefetch_can_be_turned_off(vault: KeyVaultStandIn, env: pytest.
     assert vault.received == []
 
 
-def logged(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
-    """What start-up logged, level and whole line, so that a changed word is noticed."""
-    return [(record.levelname, record.getMessage()) for record in caplog.records if record.name == "shared.startup"]
-
-
 def test_startup_warns_that_twilio_calls_go_elsewhere(
     env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -51,7 +46,7 @@ def test_startup_warns_that_twilio_calls_go_elsewhere(
     with caplog.at_level(logging.WARNING):
         on_load()
 
-    assert logged(caplog) == [
+    assert logged(caplog, "shared.startup") == [
         ("WARNING", "TWILIO_API_BASE_URL is set: Twilio REST calls go to http://127.0.0.1:4010, not Twilio")
     ]
 
@@ -77,6 +72,12 @@ def test_startup_warns_that_twilio_calls_go_elsewhere(
             " make_call and send_sms will answer 503 until it is fixed.",
         ),
         (
+            "DAILY_LIMIT",
+            "lots",
+            "Setting DAILY_LIMIT must be a whole number (0 turns the limit off)."
+            " make_call and send_sms will answer 503 until it is fixed.",
+        ),
+        (
             "ALLOWED_DESTINATIONS",
             ",",
             "Setting ALLOWED_DESTINATIONS names no destination: list region codes or prefixes such as US,CA or"
@@ -92,7 +93,7 @@ def test_startup_logs_a_broken_setting_as_an_error_and_loads(
     with caplog.at_level(logging.INFO):
         on_load()
 
-    assert logged(caplog) == [("ERROR", line)]
+    assert logged(caplog, "shared.startup") == [("ERROR", line)]
 
 
 def test_startup_logs_an_unknown_region_code_in_allowed_destinations(
@@ -102,9 +103,9 @@ def test_startup_logs_an_unknown_region_code_in_allowed_destinations(
 
     with caplog.at_level(logging.INFO):
         on_load()
-        assert eventually(lambda: logged(caplog) != [])
+        assert eventually(lambda: logged(caplog, "shared.startup") != [])
 
-    assert logged(caplog) == [
+    assert logged(caplog, "shared.startup") == [
         (
             "ERROR",
             "Setting ALLOWED_DESTINATIONS names unknown region codes XX (ISO 3166 codes such as US,GB)."

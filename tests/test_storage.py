@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from azure.data.tables import TableServiceClient
 
 import shared.storage
-from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
+from devtools.azurite import Azurite
 from devtools.standins import KeyVaultStandIn, Received, StandIn, TwilioStandIn
-from tests.state_support import CALL, keyed, unreachable_storage
+from tests.state_support import CALL, Answer, as_storage, keyed, unreachable_storage
 from tests.support import body_json, error_of, fixture, signed_post
 
 __all__ = ["unreachable_storage"]  # fixtures
@@ -85,18 +84,16 @@ class SilentStore(StandIn):
         super().__init__()
         self.released = threading.Event()
 
-    def answer(self, request: Received) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def answer(self, request: Received) -> Answer:
         self.released.wait()
         return 503, {}, {}
 
 
 @pytest.fixture
 def silent_store(env: pytest.MonkeyPatch) -> Iterator[SilentStore]:
-    server = SilentStore().start()
-    env.setenv("AzureWebJobsStorage", connection_string(f"{server.url}/{ACCOUNT_NAME}"))
-    yield server
-    server.released.set()
-    server.stop()
+    with as_storage(SilentStore(), env) as store:
+        yield store
+        store.released.set()
 
 
 def test_a_store_that_never_answers_is_given_up_on_with_503(twilio: TwilioStandIn, silent_store: SilentStore) -> None:

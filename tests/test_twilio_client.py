@@ -18,6 +18,7 @@ from urllib3.exceptions import NewConnectionError
 from devtools.standins import Fault, KeyVaultStandIn, Received, TwilioStandIn, twilio_error
 from shared import credentials
 from shared.twilio_client import client_for
+from tests.servers import refusing_port, unaccepting_port
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, post_json
 
 CALL = {"to": "+15558675310"}
@@ -110,31 +111,6 @@ def on_retry(action: Callable[[], None]) -> Iterator[None]:
         logger.removeHandler(handler)
 
 
-@contextlib.contextmanager
-def unaccepting_port() -> Iterator[str]:
-    """A loopback port whose accept queue is full: a connection attempt times out, and nothing is sent."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        queued: list[socket.socket] = []
-        try:
-            for _ in range(16):  # Linux queues backlog + 1 connections, then drops the others' handshakes
-                filler = socket.socket()
-                filler.settimeout(0.1)
-                try:
-                    filler.connect(listener.getsockname())
-                except TimeoutError:
-                    filler.close()
-                    break
-                queued.append(filler)
-            else:
-                pytest.fail("the accept queue never filled")
-            yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-        finally:
-            for filler in queued:
-                filler.close()
-
-
 def test_a_read_timeout_answers_504_and_is_not_retried(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
     env.setenv("TWILIO_HTTP_TIMEOUT", "0.3")
     twilio.fail_next(Fault(delay=1.0))
@@ -174,10 +150,9 @@ def test_a_dropped_connection_answers_502_outcome_unknown(twilio: TwilioStandIn)
 def test_an_unreachable_twilio_answers_502_nothing_sent(
     twilio: TwilioStandIn, env: pytest.MonkeyPatch, function: str, document: dict[str, str]
 ) -> None:
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        env.setenv("TWILIO_API_BASE_URL", f"http://127.0.0.1:{closed.getsockname()[1]}")
-    response = post_json(function, document)
+    with refusing_port() as url:
+        env.setenv("TWILIO_API_BASE_URL", url)
+        response = post_json(function, document)
 
     assert response.status_code == 502
     assert error_of(response)["code"] == "twilio_unreachable"
@@ -186,9 +161,8 @@ def test_an_unreachable_twilio_answers_502_nothing_sent(
 
 def test_a_refused_connection_is_retried_twice_before_answering(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
     retries: list[bool] = []
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))  # bound but not listening: each connection is refused
-        env.setenv("TWILIO_API_BASE_URL", f"http://127.0.0.1:{closed.getsockname()[1]}")
+    with refusing_port() as url:
+        env.setenv("TWILIO_API_BASE_URL", url)
         with on_retry(lambda: retries.append(True)):
             response = post_json("make_call", CALL)
 
