@@ -65,18 +65,16 @@ chromium:
 	fi
 
 # Mutation testing of shared/ (see README, Development): not part of `make test` or CI. Results stay in
-# mutants/, so a run tests only the functions changed since the last, then once more the survivors of
-# earlier runs that tests/mutation-equivalents.txt does not list, and the listed ones a run found killed
-# (mutmut keeps a verdict until asked).
+# mutants/, so a run tests only the functions changed since the last, and once more the survivors of
+# earlier runs that tests/mutation-equivalents.txt does not list and the listed ones a run found killed
+# (their verdicts cleared first: mutmut keeps a verdict until then).
 mutation: $(MUTATION_VENV)/.installed $(SANDBOX)/node_modules/.installed $(STORAGE_EMULATOR)/node_modules/.installed
 	mkdir -p mutants
 	tar --exclude=node_modules --exclude=__pycache__ -cf - devtools | tar -xf - -C mutants
 	ln -sfn $(CURDIR)/$(SANDBOX)/node_modules mutants/$(SANDBOX)/node_modules
 	ln -sfn $(CURDIR)/$(STORAGE_EMULATOR)/node_modules mutants/$(STORAGE_EMULATOR)/node_modules
-	$(MUTATION_VENV)/bin/python -m tests.mutation_score --retest > mutants/survivors-before.txt
+	$(MUTATION_VENV)/bin/python -m tests.mutation_score --forget
 	$(MUTMUT) run --max-children 2
-	survivors="$$($(MUTATION_VENV)/bin/python -m tests.mutation_score --retest --among mutants/survivors-before.txt)"; \
-	if [ -n "$$survivors" ]; then $(MUTMUT) run --max-children 2 $$survivors; fi
 	$(MUTATION_VENV)/bin/python -m tests.mutation_score
 
 $(MUTATION_VENV)/.installed: requirements.txt requirements-dev.txt requirements-mutation.txt

@@ -1,10 +1,10 @@
 """The mutation score of shared/ from mutmut's results in mutants/, as `make mutation` prints it.
 
 `python -m tests.mutation_score` prints killed / total per module and in all, and each surviving
-mutant that tests/mutation-equivalents.txt does not list; `--retest` prints only the names to test
-again (`--among FILE`: only those also named in FILE): those survivors, and the listed mutants a run
-found killed or timed out (by a test that failed for another reason, or a listing gone stale). mutmut keeps a
-verdict, even once a new test would change it, until the mutant is named on its command line.
+mutant that tests/mutation-equivalents.txt does not list. `--forget` first clears the verdicts to
+test again: those survivors, and the listed mutants a run found killed or timed out (by a test that
+failed for another reason, or a listing gone stale). mutmut keeps a verdict until it is cleared, even
+once a new test would change it, and tests every mutant without one on its next run.
 """
 
 from __future__ import annotations
@@ -75,27 +75,40 @@ def _status(code: int | None) -> str:
     return {None: "not tested yet", 5: "without tests", 33: "without tests", 34: "skipped"}.get(code, "suspicious")
 
 
+def to_retest(found: dict[str, int | None], listed: dict[str, str]) -> list[str]:
+    return [
+        m
+        for m, code in found.items()
+        if (code == SURVIVED and m not in listed) or (m in listed and code in KILLED | TIMEOUT)
+    ]
+
+
+def forget(mutants: list[str]) -> None:
+    """Clear these mutants' verdicts in mutmut's files, so that its next run tests them again."""
+    for meta in sorted(RESULTS.glob("*.py.meta")):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        verdicts_ = data["exit_code_by_key"]
+        cleared = [m for m in mutants if m in verdicts_]
+        if cleared:
+            verdicts_.update(dict.fromkeys(cleared))
+            meta.write_text(json.dumps(data), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--retest",
+        "--forget",
         action="store_true",
-        help="only the unlisted survivors and the listed mutants found killed or timed out",
+        help="clear the verdicts of the unlisted survivors and of the listed mutants found killed or timed out",
     )
-    parser.add_argument("--among", type=Path, help="with --retest: only the mutants this file names")
     args = parser.parse_args(argv)
     found, listed = verdicts(), equivalents()
-    if args.retest:
-        lines = [
-            m
-            for m, code in found.items()
-            if (code == SURVIVED and m not in listed) or (m in listed and code in KILLED | TIMEOUT)
-        ]
-        if args.among:
-            lines = [m for m in lines if m in set(args.among.read_text(encoding="utf-8").split())]
+    if args.forget:
+        retest = to_retest(found, listed)
+        forget(retest)
+        sys.stdout.write(f"{len(retest)} earlier verdicts cleared, to be tested again\n")
     else:
-        lines = report(found, listed)
-    sys.stdout.write("".join(f"{line}\n" for line in lines))
+        sys.stdout.write("".join(f"{line}\n" for line in report(found, listed)))
     return 0
 
 
