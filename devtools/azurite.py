@@ -6,12 +6,13 @@ in memory, for as long as Azurite runs. Pinned by the committed npm lock file.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from devtools.npm import npm_ci
 
 EMULATOR_DIR = Path(__file__).resolve().parent / "storage-emulator"
 AZURITE_TABLE = EMULATOR_DIR / "node_modules/.bin/azurite-table"
@@ -25,10 +26,7 @@ def install() -> None:
     """Install the pinned Azurite once (npm ci from the committed lock file)."""
     if AZURITE_TABLE.exists():
         return
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is needed for the storage emulator (Azurite); install Node.js")
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=EMULATOR_DIR, check=True)
+    npm_ci(EMULATOR_DIR, "the storage emulator (Azurite)")
 
 
 @dataclass

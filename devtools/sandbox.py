@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import socket
 import subprocess
 import threading
@@ -27,6 +26,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from devtools.npm import npm_ci
 from devtools.twilio_sim import LocalRoute, TwilioSim
 
 if TYPE_CHECKING:
@@ -48,10 +48,7 @@ def install() -> None:
     """Install the pinned Prism and Twilio spec once (npm ci from the committed lock file)."""
     if PRISM.exists() and SPEC.exists():
         return
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is needed for the Twilio sandbox; install Node.js")
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=SANDBOX_DIR, check=True)
+    npm_ci(SANDBOX_DIR, "the Twilio sandbox")
 
 
 @dataclass

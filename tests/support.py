@@ -118,3 +118,13 @@ def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
 def logged(caplog: pytest.LogCaptureFixture, logger_name: str) -> list[tuple[str, str]]:
     """What the logger `logger_name` logged, level and whole line, so that a changed word is noticed."""
     return [(record.levelname, record.getMessage()) for record in caplog.records if record.name == logger_name]
+
+
+class Clock:
+    """A clock the tests move by hand, for code that takes one (the credential cache)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

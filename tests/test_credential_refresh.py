@@ -13,16 +13,9 @@ from devtools.standins import Fault, KeyVaultStandIn
 from shared import credentials
 from shared.credentials import RETRY_AFTER_FAILURE, CredentialStore, TwilioCredentials
 from shared.errors import ApiError
+from tests.support import Clock
 
 UNAVAILABLE = ApiError(503, "credentials_unavailable", "Key Vault could not be reached.")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Source:

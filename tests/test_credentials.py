@@ -19,17 +19,9 @@ from shared.credentials import (
 )
 from shared.errors import ApiError
 from shared.settings import get_settings
-from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually, fixture, signed_post
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, Clock, eventually, fixture, signed_post
 
 DOWN = Fault(status=503, body={"error": {"code": "ServiceUnavailable"}})
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Source:
