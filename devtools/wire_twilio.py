@@ -7,8 +7,11 @@ or the Key Vault secrets under KEY_VAULT_URL) and honours TWILIO_API_BASE_URL, s
 run the app also wire its number. The number's status callback is left alone: call_status serves
 only the calls make_call places, and those name it themselves.
 
-Exit status: 0 wired (or already), 1 the number or Twilio failed, 2 bad arguments, 3 no credentials (yet:
-the first `azd up` comes before `az keyvault secret set`).
+Right after `azd provision` the deployer's new role on the vault can take minutes to apply, so a Key Vault
+403 is retried with backoff for up to --wait-for-access seconds (5 minutes by default).
+
+Exit status: 0 wired (or already), 1 the number, Twilio or the vault failed, 2 bad arguments, 3 the secrets
+do not exist yet (the first `azd up` comes before `az keyvault secret set`).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from shared import phone_numbers
+from shared.credentials import credential_store, load_credentials
 from shared.errors import ApiError
 from shared.settings import ROUTE_PREFIX, get_settings
 
@@ -35,6 +40,10 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
 # Twilio ignores the number's own webhook while one of these routes its calls or texts elsewhere.
 OVERRIDES = {"voice_application_sid": "voice_url", "trunk_sid": "voice_url", "sms_application_sid": "sms_url"}
 KEY_VAULT_HINT = "Run from your machine, the vault is read with your Azure sign-in (az login or azd auth login)."
+# A role assignment on the vault takes effect within minutes; waits double from FIRST_WAIT up to LONGEST_WAIT.
+WAIT_FOR_ACCESS = 300.0
+FIRST_WAIT = 1.0
+LONGEST_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,51 @@ def webhooks(base_url: str) -> dict[str, str]:
         "sms_url": f"{base_url}/{ROUTE_PREFIX}/sms_url",
         "sms_method": "POST",
     }
+
+
+def read_credentials(wait: float) -> None:
+    """Read the Twilio credentials once, waiting out a Key Vault 403 for up to `wait` seconds.
+
+    What is read is handed to the app's credential store, which the Twilio calls then use.
+    """
+    settings = get_settings()
+    deadline = time.monotonic() + wait
+    pause = FIRST_WAIT
+    while True:
+        try:
+            credential_store().keep(load_credentials(settings))
+        except ApiError as error:
+            if _vault_status(error) != 403:
+                raise
+            if time.monotonic() + pause > deadline:
+                raise _still_forbidden(error, wait) from None
+            print(
+                f"Key Vault refuses to let you read {error.target} yet (a role assigned minutes ago may not have"
+                f" applied); trying again in {pause:g} s.",
+                flush=True,
+            )
+            time.sleep(pause)
+            pause = min(pause * 2, LONGEST_WAIT)
+        else:
+            return
+
+
+def _vault_status(error: ApiError) -> object:
+    return (error.inner or {}).get("key_vault_status")
+
+
+def _still_forbidden(error: ApiError, wait: float) -> ApiError:
+    vault_url = get_settings().key_vault_url or ""
+    vault = (urlsplit(vault_url).hostname or vault_url).split(".")[0]
+    return ApiError(
+        error.status,
+        "key_vault_forbidden",
+        f"Key Vault {vault_url} still refuses to let you read {error.target} after {wait:g} s. Your sign-in needs"
+        f" the Key Vault Secrets Officer role on the vault {vault} (azd up grants it to"
+        " AZURE_PRINCIPAL_ID), or Key Vault Secrets User to read only; check with"
+        " az role assignment list --assignee <your object ID> --all.",
+        target=error.target,
+    )
 
 
 def wire(number: str, base_url: str, *, dry_run: bool) -> int:
@@ -177,7 +231,24 @@ def _parser() -> argparse.ArgumentParser:
         "--base-url", required=True, type=base_url, help="the app's address, such as https://myapp.azurewebsites.net"
     )
     parser.add_argument("--dry-run", action="store_true", help="print what would change; send no update")
+    parser.add_argument(
+        "--wait-for-access",
+        type=seconds,
+        default=WAIT_FOR_ACCESS,
+        metavar="SECONDS",
+        help=f"how long to wait out a Key Vault 403, as right after provisioning (default {WAIT_FOR_ACCESS:g})",
+    )
     return parser
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:  # an hour is far more than a role takes to apply
+        raise argparse.ArgumentTypeError("must be a number of seconds from 0 to 3600")
+    return value
 
 
 def _explain(error: ApiError) -> str:
@@ -187,6 +258,13 @@ def _explain(error: ApiError) -> str:
     if error.code == "twilio_auth_failed":
         return f"{error.message} Check the account SID and auth token ({_credential_source()})."
     return error.message
+
+
+def _not_set(error: ApiError) -> bool:
+    """The secrets, or the settings naming the credentials, do not exist yet: nothing to wait for or fix."""
+    if error.code != "credentials_unavailable":
+        return False
+    return _vault_status(error) == 404 if get_settings().key_vault_url else True
 
 
 def _credential_source() -> str:
@@ -204,10 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     """The command; failures are one line on stderr, never a traceback or a secret."""
     args = _parser().parse_args(argv)
     try:
+        read_credentials(args.wait_for_access)
         return wire(args.number, args.base_url, dry_run=args.dry_run)
     except ApiError as error:
         _to_stderr(_explain(error))
-        if error.code == "credentials_unavailable":
+        if _not_set(error):
             return EXIT_NO_CREDENTIALS
     except Exception as error:  # such as an answer that is not Twilio's JSON, from a wrong TWILIO_API_BASE_URL
         api = get_settings().twilio_api_base_url or "https://api.twilio.com"

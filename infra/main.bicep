@@ -19,6 +19,15 @@ param location string
 @description('Object ID of the user or service principal running azd; given Key Vault Secrets Officer on the vault so that it can set the secrets. Empty: no access.')
 param principalId string = ''
 
+@description('Kind of principalId, which azd fills in (AZURE_PRINCIPAL_TYPE): User or ServicePrincipal. Empty: left to Azure to find out.')
+@allowed([
+  ''
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param principalType string = ''
+
 @description('Python version of the function app.')
 @allowed([
   '3.11'
@@ -36,8 +45,10 @@ param pythonVersion string = '3.12'
 ])
 param instanceMemoryMB int = 2048
 
-@description('Most instances the app scales out to: the ceiling on what a burst of traffic can cost.')
-@minValue(1)
+// 40 is the lowest maximum that Flex Consumption's Python stack accepts in every region (its stack data
+// gives lowestMaximumInstanceCount 40; lower values were rolled out in some regions only).
+@description('Most instances the app scales out to: the ceiling on what a burst of traffic can cost. At least 40.')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
@@ -131,6 +142,7 @@ module keyVault 'core/keyvault.bicep' = {
     softDeleteRetentionDays: keyVaultSoftDeleteRetentionDays
     identityPrincipalId: identity.outputs.principalId
     principalId: principalId
+    principalType: principalType
     twilioAccountSid: twilioAccountSid
     twilioAuthToken: twilioAuthToken
   }

@@ -111,6 +111,12 @@ class CredentialStore:
         logger.info("Twilio credentials changed at their source; using the new ones")
         return fresh
 
+    def keep(self, credentials: TwilioCredentials) -> None:
+        """Serve credentials the caller read from the source itself, such as a command that waited for access."""
+        with self._lock:
+            self._keep(credentials)
+            self._failure = None
+
     def _load_cold(self) -> None:
         if self._failure is not None and self._clock() < self._failure[1]:
             failed = self._failure[0]  # a new exception each time: the first keeps its own traceback

@@ -83,7 +83,7 @@ def _read_secret(client: SecretClient, vault_url: str, name: str) -> str:
     try:
         value = (client.get_secret(name).value or "").strip()  # a pasted secret often ends in a newline
     except ResourceNotFoundError:
-        raise _unavailable(f"Key Vault {vault_url} has no secret named '{name}'.", name) from None
+        raise _unavailable(f"Key Vault {vault_url} has no secret named '{name}'.", name, status=404) from None
     except ClientAuthenticationError as error:
         logger.warning("No token for Key Vault %s: %s", vault_url, type(error).__name__)
         raise _unavailable(
@@ -100,7 +100,7 @@ def _read_secret(client: SecretClient, vault_url: str, name: str) -> str:
             )
         else:
             message = f"Key Vault {vault_url} could not be read for '{name}' ({status or 'no answer'})."
-        raise _unavailable(message, name) from None
+        raise _unavailable(message, name, status=status) from None
     except AzureError as error:  # connection errors and timeouts
         logger.warning("Key Vault %s unreachable: %s", vault_url, type(error).__name__)
         raise _unavailable(f"Key Vault {vault_url} could not be reached to read '{name}'.", name) from None
@@ -109,5 +109,7 @@ def _read_secret(client: SecretClient, vault_url: str, name: str) -> str:
     return value
 
 
-def _unavailable(message: str, secret_name: str) -> ApiError:
-    return ApiError(503, "credentials_unavailable", message, target=secret_name)
+def _unavailable(message: str, secret_name: str, *, status: int | None = None) -> ApiError:
+    """`key_vault_status` tells a missing secret (404) from access not granted yet (403), and so on."""
+    inner = {"key_vault_status": status} if status else None
+    return ApiError(503, "credentials_unavailable", message, target=secret_name, inner=inner)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,12 +283,25 @@ def test_scale_settings_come_from_parameters() -> None:
     assert params["maximumInstanceCount"] == "maximumInstanceCount"
 
 
-def test_instance_memory_is_512_2048_or_4096_mb_and_instances_stop_at_100_by_default() -> None:
-    parameters = bicep("main.bicep")["parameters"]
-    allowed = [d["argument"] for d in parameters["instanceMemoryMB"]["decorators"] if d["type"] == "allowed"]
+def decorator(parameter: str, kind: str) -> Any:
+    """The argument of one decorator of a main.bicep parameter (`allowed`, `min_value`, …)."""
+    (argument,) = [
+        d["argument"] for d in bicep("main.bicep")["parameters"][parameter]["decorators"] if d["type"] == kind
+    ]
+    return argument
 
-    assert allowed == [[512, 2048, 4096]]
-    assert parameters["maximumInstanceCount"]["default"] == 100
+
+def test_instance_memory_is_512_2048_or_4096_mb_and_instances_stop_at_100_by_default() -> None:
+    assert decorator("instanceMemoryMB", "allowed") == [512, 2048, 4096]
+    assert bicep("main.bicep")["parameters"]["maximumInstanceCount"]["default"] == 100
+
+
+def test_maximum_instance_count_is_at_least_the_40_flex_python_accepts_everywhere() -> None:
+    """Flex Consumption's Python stack data gives lowestMaximumInstanceCount 40."""
+    assert (decorator("maximumInstanceCount", "min_value"), decorator("maximumInstanceCount", "max_value")) == (
+        40,
+        1000,
+    )
 
 
 def test_always_ready_http_instances_only_when_asked_for() -> None:
@@ -304,15 +318,15 @@ def test_always_ready_http_instances_only_when_asked_for() -> None:
     assert bicep("main.bicep")["parameters"]["alwaysReadyInstanceCount"]["default"] == 0
 
 
-def test_app_is_https_only_with_tls_1_2_and_no_ftp() -> None:
+def test_app_is_https_only_with_tls_1_2() -> None:
     site = only("app/function.bicep", "Microsoft.Web/sites")["properties"]
 
     assert site["httpsOnly"] is True
     assert site["siteConfig"]["minTlsVersion"] == "1.2"
-    assert site["siteConfig"]["ftpsState"] == "Disabled"
 
 
-def test_basic_publishing_credentials_are_off() -> None:
+def test_ftp_and_scm_basic_publishing_are_off() -> None:
+    """FTP is off through the `ftp` policy: Flex Consumption refuses siteConfig.ftpsState itself."""
     policies = resources("app/function.bicep", "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
 
     assert {body(p)["name"]: (body(p)["parent"], body(p)["properties"]) for p in policies.values()} == {
@@ -402,10 +416,10 @@ def test_app_insights_is_reached_with_the_identity() -> None:
     assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == "applicationInsightsConnectionString"
 
 
-def test_cors_lets_the_portal_test_the_functions() -> None:
+def test_cors_lets_either_portal_address_test_the_functions() -> None:
     cors = only("app/function.bicep", "Microsoft.Web/sites")["properties"]["siteConfig"]["cors"]
 
-    assert cors["allowedOrigins"] == ["https://portal.azure.com"]
+    assert cors["allowedOrigins"] == ["https://portal.azure.com", "https://ms.portal.azure.com"]
 
 
 def test_app_carries_the_azd_service_tag_of_azure_yaml() -> None:
@@ -470,6 +484,21 @@ def test_deploying_principal_may_write_secrets_when_known() -> None:
     assert assignment["properties"]["principalId"] == "principalId"
     assert condition(declaration) == when_given("principalId")
     assert module_params("keyVault")["principalId"] == "principalId"
+
+
+def test_deploying_principal_is_assigned_with_the_principal_type_azd_reports() -> None:
+    (declaration,) = role_assignments("core/keyvault.bicep", KEY_VAULT_SECRETS_OFFICER)
+    principal_type = body(declaration)["properties"]["principalType"]["operator"]
+
+    assert principal_type["type"] == "conditional"
+    assert principal_type["operands"]["condition"] == {
+        "function": {"type": "empty", "parameters": {"item_to_test": "principalType"}}
+    }
+    assert principal_type["operands"]["true_value"] is None
+    assert principal_type["operands"]["false_value"] == "principalType"
+    assert module_params("keyVault")["principalType"] == "principalType"
+    assert decorator("principalType", "allowed") == ["", "User", "ServicePrincipal", "Group"]
+    assert parameters_file()["principalType"] == {"value": "${AZURE_PRINCIPAL_TYPE}"}
 
 
 def test_twilio_secrets_are_written_only_when_given() -> None:
@@ -649,16 +678,91 @@ def test_azure_yaml_deploys_the_project_as_a_python_function_app() -> None:
     assert (ROOT / project["infra"]["path"] / f"{project['infra']['module']}.bicep") == INFRA / "main.bicep"
 
 
-def test_postdeploy_hooks_run_scripts_that_exist() -> None:
-    hooks = azure_yaml()["hooks"]["postdeploy"]
+@pytest.mark.parametrize("event", ["preprovision", "postdeploy"])
+def test_azd_hooks_run_scripts_that_exist_and_stay_on_screen(event: str) -> None:
+    """A non-interactive hook's output is cleared by azd when it ends; these print what to do next."""
+    hooks = azure_yaml()["hooks"][event]
 
     assert hooks == {
-        "posix": {"shell": "sh", "run": "infra/hooks/postdeploy.sh", "interactive": False, "continueOnError": False},
+        "posix": {"shell": "sh", "run": f"infra/hooks/{event}.sh", "interactive": True, "continueOnError": False},
         "windows": {
             "shell": "pwsh",
-            "run": "infra/hooks/postdeploy.ps1",
-            "interactive": False,
+            "run": f"infra/hooks/{event}.ps1",
+            "interactive": True,
             "continueOnError": False,
         },
     }
     assert all((ROOT / hook["run"]).is_file() for hook in hooks.values())
+    assert set(azure_yaml()["hooks"]) == {"preprovision", "postdeploy"}
+
+
+# --- the preprovision hook ---------------------------------------------------------------------------------------
+
+
+def preprovision(**values: str) -> subprocess.CompletedProcess[str]:
+    """The hook as azd runs it: sh, with the azd environment's values (only those given) as variables."""
+    sh = shutil.which("sh")
+    assert sh is not None
+    return subprocess.run(
+        [sh, str(INFRA / "hooks/preprovision.sh")],
+        env={"PATH": "/usr/bin:/bin", **values},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"ALWAYS_READY_INSTANCE_COUNT": "100"}, {"MAXIMUM_INSTANCE_COUNT": "40", "ALWAYS_READY_INSTANCE_COUNT": "40"}],
+    ids=["defaults", "as many as the default maximum", "as many as the maximum"],
+)
+def test_preprovision_accepts_always_ready_instances_up_to_the_maximum(values: dict[str, str]) -> None:
+    done = preprovision(**values)
+
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize(
+    ("values", "maximum"),
+    [
+        ({"ALWAYS_READY_INSTANCE_COUNT": "101"}, "100"),
+        ({"MAXIMUM_INSTANCE_COUNT": "40", "ALWAYS_READY_INSTANCE_COUNT": "41"}, "40"),
+    ],
+    ids=["over the default maximum", "over the maximum"],
+)
+def test_preprovision_refuses_more_always_ready_instances_than_the_maximum(
+    values: dict[str, str], maximum: str
+) -> None:
+    done = preprovision(**values)
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"preprovision: ALWAYS_READY_INSTANCE_COUNT ({values['ALWAYS_READY_INSTANCE_COUNT']}) is more than"
+        f" MAXIMUM_INSTANCE_COUNT ({maximum}); Flex Consumption refuses more always-ready instances than the app may"
+        " have. Lower one, or raise the other:\n"
+        f"  azd env set ALWAYS_READY_INSTANCE_COUNT {maximum}\n"
+    )
+
+
+@pytest.mark.parametrize("name", ["MAXIMUM_INSTANCE_COUNT", "ALWAYS_READY_INSTANCE_COUNT"])
+def test_preprovision_refuses_a_count_that_is_not_a_whole_number(name: str) -> None:
+    done = preprovision(**{name: "2.5"})
+
+    assert done.returncode == 1
+    assert done.stderr == f"preprovision: {name} must be a whole number, not '2.5'.\n"
+
+
+def test_preprovision_defaults_are_the_parameters_file_defaults() -> None:
+    """An unset value means the parameter's default; the hook must assume the same one."""
+    hook = (INFRA / "hooks/preprovision.sh").read_text(encoding="utf-8")
+    mapped = parameters_file()
+
+    for variable, parameter in (
+        ("MAXIMUM_INSTANCE_COUNT", "maximumInstanceCount"),
+        ("ALWAYS_READY_INSTANCE_COUNT", "alwaysReadyInstanceCount"),
+    ):
+        default = re.fullmatch(rf"\$\{{{variable}=(\d+)\}}", mapped[parameter]["value"])
+        assert default is not None, parameter
+        assert f"${{{variable}:-{default.group(1)}}}" in hook

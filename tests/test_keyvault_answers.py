@@ -109,3 +109,30 @@ def test_an_unreachable_vault_is_logged_naming_it_and_the_error(
     assert {r.getMessage() for r in caplog.records if r.name == keyvault.__name__} == {
         f"Key Vault {unreachable_vault} unreachable: ServiceRequestError"
     }
+
+
+@pytest.mark.parametrize(
+    ("faults", "missing", "status"),
+    [
+        ([Fault(status=403, body={"error": {"code": "Forbidden"}})] * 2, False, 403),
+        ([], True, 404),
+        ([Fault(status=500, body={"error": {"code": "InternalError"}})] * 10, False, 500),
+    ],
+    ids=["forbidden", "missing", "failing"],
+)
+def test_a_vault_answer_carries_the_vault_status_as_inner_error(
+    vault: KeyVaultStandIn, faults: list[Fault], missing: bool, status: int
+) -> None:
+    """What a caller (or the number-wiring command) needs to tell access not granted yet from a missing secret."""
+    vault.fail_next(*faults)
+    if missing:
+        vault.secrets.clear()
+
+    assert read_failure(vault).inner == {"key_vault_status": status}
+
+
+def test_an_unreachable_vault_has_no_vault_status(unreachable_vault: str) -> None:
+    with pytest.raises(ApiError) as raised:
+        keyvault.read_secrets(unreachable_vault, NAMES)
+
+    assert raised.value.inner is None

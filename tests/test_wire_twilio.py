@@ -462,6 +462,66 @@ def test_wire_twilio_names_the_vault_secrets_when_twilio_rejects_them(
     )
 
 
+FORBIDDEN = Fault(status=403, body={"error": {"code": "Forbidden", "message": "Caller is not authorized"}})
+# Each read of the credentials asks for both secrets; the vault refuses both, twice, then answers.
+FORBIDDEN_TWICE = [FORBIDDEN] * 4
+
+
+def test_wire_twilio_waits_for_key_vault_access_granted_moments_ago(
+    twilio: TwilioStandIn, number: dict[str, Any], vault: KeyVaultStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vault.fail_next(*FORBIDDEN_TWICE)
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert (outcome.code, outcome.err) == (0, "")
+    waits = [line for line in outcome.out.splitlines() if line.startswith("Key Vault")]
+    assert waits == [
+        "Key Vault refuses to let you read twilio-account-sid yet (a role assigned minutes ago may not have"
+        f" applied); trying again in {pause} s."
+        for pause in (1, 2)
+    ]
+    # Two refused reads of each secret, then one whose answer the Twilio calls use: none read it again.
+    assert vault.fetches == {"twilio-account-sid": 3, "twilio-auth-token": 3}
+    assert len(twilio.number_updates()) == 1
+
+
+def test_wire_twilio_gives_up_on_key_vault_access_naming_the_role_and_the_vault(
+    twilio: TwilioStandIn, number: dict[str, Any], vault: KeyVaultStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vault.fail_next(FORBIDDEN, FORBIDDEN)
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP, "--wait-for-access", "0")
+
+    assert outcome.code == 1
+    assert outcome.err == (
+        f"wire_twilio: Key Vault {vault.url} still refuses to let you read twilio-account-sid after 0 s."
+        " Your sign-in needs the Key Vault Secrets Officer role on the vault 127 (azd up grants it to"
+        " AZURE_PRINCIPAL_ID), or Key Vault Secrets User to read only; check with"
+        " az role assignment list --assignee <your object ID> --all.\n"
+    )
+    assert twilio.received == []
+
+
+@pytest.mark.parametrize("fault", [Fault(status=500), Fault(drop=True)], ids=["500", "dropped"])
+def test_wire_twilio_fails_at_once_when_the_vault_fails_otherwise(
+    twilio: TwilioStandIn, vault: KeyVaultStandIn, capsys: pytest.CaptureFixture[str], fault: Fault
+) -> None:
+    vault.fail_next(*[fault] * 10)  # the SDK's own retries of a vault that stays down
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 1
+    assert "trying again" not in outcome.out
+    assert outcome.err.startswith(f"wire_twilio: Key Vault {vault.url} could not be")
+
+
+def test_wire_twilio_refuses_a_wait_that_is_not_a_number_of_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP, "--wait-for-access", "soon")
+
+    assert outcome.code == 2
+    assert outcome.err == (
+        "wire_twilio: argument --wait-for-access: must be a number of seconds from 0 to 3600 (see --help)\n"
+    )
+
+
 # The azd postdeploy hook.
 
 
@@ -549,7 +609,22 @@ def test_postdeploy_before_the_secrets_are_set_succeeds_and_says_what_to_do(
     assert twilio.received == []
 
 
-def test_postdeploy_says_how_to_install_the_requirements_when_python_lacks_them(tmp_path: Path) -> None:
+def test_postdeploy_waits_for_key_vault_access_then_wires_the_number(
+    twilio: TwilioStandIn, number: dict[str, Any], vault: KeyVaultStandIn
+) -> None:
+    vault.fail_next(*FORBIDDEN_TWICE)
+    done = run_hook(hook_environ(twilio, **vault.environ()))
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("trying again") == 2
+    assert done.stdout.endswith("Updated.\n")
+    (update,) = twilio.number_updates()
+    assert update.form == WIRED
+
+
+def test_postdeploy_without_the_python_packages_succeeds_and_prints_the_command_that_wires_later(
+    tmp_path: Path,
+) -> None:
     hook = tmp_path / "infra/hooks/postdeploy.sh"  # a checkout without .venv
     hook.parent.mkdir(parents=True)
     shutil.copy(HOOK, hook)
@@ -560,8 +635,11 @@ def test_postdeploy_says_how_to_install_the_requirements_when_python_lacks_them(
     python3.chmod(0o755)
     done = run_hook({**BICEP_OUTPUTS, "TWILIO_PHONE_NUMBER": NUMBER, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, hook)
 
-    assert done.returncode == 1
-    assert "pip install -r requirements.txt" in done.stderr
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[-1] == (
+        "  python3 -m venv .venv && .venv/bin/python -m pip install -r requirements.txt && azd hooks run postdeploy"
+    )
+    assert f"{NUMBER} is not wired yet" in done.stdout
 
 
 def test_postdeploy_needs_the_function_app_url() -> None:

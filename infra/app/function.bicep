@@ -21,8 +21,9 @@ param publicBaseUrl string
 param destinationHourlyLimit string
 param dailyLimit string
 
-// FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION stay out: Flex Consumption takes the
-// runtime from functionAppConfig and refuses both settings.
+// FUNCTIONS_WORKER_RUNTIME stays out: Flex Consumption takes the runtime from functionAppConfig.runtime
+// and refuses the setting. FUNCTIONS_EXTENSION_VERSION stays out too: on Flex it is deprecated and set by
+// the backend. tests/deploy lists every setting and site property Flex refuses or ignores, with its source.
 var appSettings = [
   {
     name: 'AzureWebJobsStorage__credential'
@@ -136,12 +137,12 @@ resource functionApp 'Microsoft.Web/sites@2024-11-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       cors: {
-        // The portal's Code + Test calls the functions from the browser.
+        // The portal's Code + Test calls the functions from the browser, on either of its addresses.
         allowedOrigins: [
           'https://portal.azure.com'
+          'https://ms.portal.azure.com'
         ]
       }
       appSettings: concat(appSettings, publicBaseUrlSetting, hourlyLimitSetting, dailyLimitSetting)

@@ -6,6 +6,7 @@ param tags object
 param softDeleteRetentionDays int
 param identityPrincipalId string
 param principalId string
+param principalType string
 
 @secure()
 param twilioAccountSid string
@@ -78,6 +79,8 @@ resource deployerWritesSecrets 'Microsoft.Authorization/roleAssignments@2022-04-
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
     principalId: principalId
+    // Told, Azure need not look the principal up, which can fail for one created moments ago.
+    principalType: empty(principalType) ? null : principalType
   }
 }
 

@@ -45,10 +45,11 @@ try {
     $imports = $false  # no such python, or (Windows PowerShell) its stderr taken for an error
 }
 if (-not $imports) {
-    [Console]::Error.WriteLine("postdeploy: $python is missing or cannot import the app's packages (twilio, azure-identity, azure-keyvault-secrets).")
-    [Console]::Error.WriteLine('Install them, then run azd hooks run postdeploy:')
-    [Console]::Error.WriteLine('  python -m venv .venv; .venv/Scripts/python -m pip install -r requirements.txt')
-    exit 1
+    # The app is deployed; only the wiring waits for the packages, so the deployment still succeeds.
+    Write-Output "postdeploy: $($env:TWILIO_PHONE_NUMBER) is not wired yet: $python cannot import the app's packages"
+    Write-Output '(twilio, azure-identity, azure-keyvault-secrets). To wire it, run:'
+    Write-Output '  python -m venv .venv; .venv/Scripts/python -m pip install -r requirements.txt; azd hooks run postdeploy'
+    exit 0
 }
 
 Write-Output "Pointing $($env:TWILIO_PHONE_NUMBER) at $baseUrl"

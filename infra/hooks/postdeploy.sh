@@ -36,10 +36,11 @@ if [ -z "${TWILIO_PHONE_NUMBER:-}" ]; then
 fi
 
 if ! "$python" -c 'import twilio.rest, azure.identity, azure.keyvault.secrets' 2>/dev/null; then
-    echo "postdeploy: $python is missing or cannot import the app's packages (twilio, azure-identity, azure-keyvault-secrets)." >&2
-    echo "Install them, then run azd hooks run postdeploy:" >&2
-    echo "  python3 -m venv .venv && .venv/bin/python -m pip install -r requirements.txt" >&2
-    exit 1
+    # The app is deployed; only the wiring waits for the packages, so the deployment still succeeds.
+    echo "postdeploy: $TWILIO_PHONE_NUMBER is not wired yet: $python cannot import the app's packages"
+    echo "(twilio, azure-identity, azure-keyvault-secrets). To wire it, run:"
+    echo "  python3 -m venv .venv && .venv/bin/python -m pip install -r requirements.txt && azd hooks run postdeploy"
+    exit 0
 fi
 
 echo "Pointing $TWILIO_PHONE_NUMBER at $base_url"
