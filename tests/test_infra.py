@@ -20,6 +20,7 @@ import yaml
 from pycep import BicepParser
 
 from shared.settings import ROUTE_PREFIX, Settings
+from tests.flex_consumption import FLEX_REFUSES, SAMPLE_PATHS
 from tests.support import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,7 @@ EXPECTED_SKIPS = {
     ("CKV_AZURE_212", "/app/function.bicep"),
     ("CKV_AZURE_213", "/app/function.bicep"),
     ("CKV_AZURE_222", "/app/function.bicep"),
+    ("CKV_AZURE_78", "/app/function.bicep"),
 }
 
 
@@ -247,6 +249,138 @@ def test_checkov_skips_only_the_listed_checks_each_with_its_reason(checkov: dict
 
     assert {(record["check_id"], record["file_path"]) for record in skipped} == EXPECTED_SKIPS
     assert all(len(record["check_result"]["suppress_comment"]) > 30 for record in skipped)
+
+
+# --- what Azure refuses, beyond what its types allow -------------------------------------------------------------
+
+CITATION = "https://learn.microsoft.com/"
+KEY_LINE = re.compile(r"^\s*(\w+|'[^']*'):\s*(.*?)\s*(//.*)?$")
+BICEP_ONLY_KEYS = {"parent", "scope", "dependsOn"}
+
+
+def property_paths(value: Any, prefix: str = "") -> Iterator[str]:
+    """Dotted paths a template sets; an expression, an array or a map with quoted keys ends a path."""
+    expression = not isinstance(value, dict) or not value or {"operator", "function"} & set(value)
+    if expression or any(key.startswith("'") for key in value):
+        yield prefix
+        return
+    for key, item in value.items():
+        if key not in BICEP_ONLY_KEYS:
+            yield from property_paths(item, f"{prefix}.{key}" if prefix else key)
+
+
+def templates_of(resource_type: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(file, symbolic name, body) of every declared resource of one type."""
+    for relative in BICEP_FILES:
+        for name, declaration in resources(relative, resource_type).items():
+            if not declaration["existing"]:
+                yield relative, name, body(declaration)
+
+
+def key_lines(relative: str, symbol: str) -> dict[str, int]:
+    """Line index of each property key of one resource, by dotted path: a small scan of the Bicep text."""
+    lines = (INFRA / relative).read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(rf"resource {symbol} ", line))
+    found: dict[str, int] = {}
+    stack: list[str | None] = []
+    for index in range(start + 1, len(lines)):
+        text = lines[index].split("//")[0].strip() if not lines[index].strip().startswith("//") else ""
+        match = KEY_LINE.match(lines[index]) if text else None
+        if match:
+            path = ".".join([key for key in stack if key] + [match[1]])
+            found.setdefault(path, index)
+            if text.endswith(("{", "[")):
+                stack.append(match[1])
+        elif text.startswith(("}", "]")):
+            if not stack:
+                break
+            stack.pop()
+        elif text.endswith(("{", "[")):
+            stack.append(None)
+    return found
+
+
+def cited(lines: list[str], index: int) -> bool:
+    """The key's own comment (the lines right above it, or at its end) links an Azure page."""
+    if CITATION in lines[index].partition("//")[2]:
+        return True
+    above = index - 1
+    heading = []
+    while above >= 0 and lines[above].strip().startswith("//"):
+        heading.append(lines[above])
+        above -= 1
+    return any(CITATION in line for line in heading)
+
+
+def test_no_site_property_or_app_setting_that_flex_consumption_refuses_or_ignores() -> None:
+    refused = {rule.name: rule for rule in FLEX_REFUSES}
+    site_properties = {
+        path.removeprefix("properties.")
+        for _, _, site in templates_of("Microsoft.Web/sites")
+        for path in property_paths(site)
+    }
+    settings = set(app_settings())
+    hits = [
+        f"{rule.name}: {rule.reason} ({rule.source})"
+        for rule in refused.values()
+        if (rule.kind == "app_setting" and rule.name in settings)
+        or (
+            rule.kind == "site_property"
+            and any(p == rule.name or p.startswith(f"{rule.name}.") for p in site_properties)
+        )
+    ]
+
+    assert hits == []
+    assert "siteConfig.cors.allowedOrigins" in site_properties  # the paths are read as this list names them
+    assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in settings
+
+
+def test_the_refusal_list_covers_what_azure_names_each_with_its_source() -> None:
+    names = {rule.name for rule in FLEX_REFUSES}
+
+    assert {
+        "siteConfig.ftpsState",
+        "siteConfig.linuxFxVersion",
+        "FUNCTIONS_WORKER_RUNTIME",
+        "FUNCTIONS_EXTENSION_VERSION",
+        "WEBSITE_RUN_FROM_PACKAGE",
+        "WEBSITE_CONTENTSHARE",
+        "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+        "SCM_DO_BUILD_DURING_DEPLOYMENT",
+        "ENABLE_ORYX_BUILD",
+        "FUNCTIONS_WORKER_PROCESS_COUNT",
+        "FUNCTIONS_MAX_HTTP_CONCURRENCY",
+    } <= names
+    assert all(rule.source.startswith(("https://learn.microsoft.com/", "https://github.com/")) for rule in FLEX_REFUSES)
+    assert {rule.kind for rule in FLEX_REFUSES} == {"site_property", "app_setting"}
+    assert {rule.verdict for rule in FLEX_REFUSES} == {"refused", "ignored"}
+    assert len(names) == len(FLEX_REFUSES)
+
+
+@pytest.mark.parametrize("resource_type", sorted(SAMPLE_PATHS))
+def test_every_property_outside_azures_flex_samples_cites_the_page_that_accepts_it(resource_type: str) -> None:
+    samples = SAMPLE_PATHS[resource_type]
+    uncited = []
+    checked = 0
+    for relative, symbol, declared in templates_of(resource_type):
+        lines = (INFRA / relative).read_text(encoding="utf-8").splitlines()
+        where = key_lines(relative, symbol)
+        for path in property_paths(declared):
+            if path in samples:
+                continue
+            parts = path.split(".")
+            # The citation may stand at the leaf or at any enclosing key that no sample sets either.
+            candidates = [
+                ".".join(parts[:n])
+                for n in range(1, len(parts) + 1)
+                if not any(s == ".".join(parts[:n]) or s.startswith(".".join(parts[:n]) + ".") for s in samples)
+            ]
+            checked += 1
+            if not any(candidate in where and cited(lines, where[candidate]) for candidate in candidates):
+                uncited.append(f"{relative} {symbol}: {path}")
+
+    assert uncited == []
+    assert checked or resource_type != "Microsoft.Web/sites"
 
 
 # --- the function app ------------------------------------------------------------------------------------------
@@ -766,3 +900,12 @@ def test_preprovision_defaults_are_the_parameters_file_defaults() -> None:
         default = re.fullmatch(rf"\$\{{{variable}=(\d+)\}}", mapped[parameter]["value"])
         assert default is not None, parameter
         assert f"${{{variable}:-{default.group(1)}}}" in hook
+
+
+def test_readme_commands_read_only_values_azd_writes() -> None:
+    """The README's `eval "$(azd env get-values)"` commands use main.bicep's outputs by name."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    used = set(re.findall(r"\$\{?(AZURE_[A-Z_]+|FUNCTION_APP_URL|KEY_VAULT_URL)\b", readme))
+
+    assert {"AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME", "FUNCTION_APP_URL"} <= used
+    assert used <= set(bicep("main.bicep")["outputs"])

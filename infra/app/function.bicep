@@ -95,6 +95,7 @@ resource functionApp 'Microsoft.Web/sites@2024-11-01' = {
   // checkov:skip=CKV_AZURE_17:Twilio presents no client certificate; webhooks are checked by Twilio signature, make_call and send_sms by function key.
   // checkov:skip=CKV_AZURE_212:Flex Consumption scales per function on demand; there is no worker count to set.
   // checkov:skip=CKV_AZURE_213:Flex Consumption does not support the platform health check.
+  // checkov:skip=CKV_AZURE_78:Flex Consumption refuses siteConfig.ftpsState; FTP is off through the ftp basic publishing credentials policy below.
   // checkov:skip=CKV_AZURE_222:Twilio must reach the webhooks over the internet; they are checked by signature.
   name: name
   location: location
@@ -124,7 +125,8 @@ resource functionApp 'Microsoft.Web/sites@2024-11-01' = {
         }
       }
       scaleAndConcurrency: {
-        // Parenthesized: checkov's parser reads `a > 0 ? x : y` as `a > (0 ? x : y)`.
+        // Parenthesized: checkov's parser reads `a > 0 ? x : y` as `a > (0 ? x : y)`. Flex takes it:
+        // https://learn.microsoft.com/azure/azure-functions/flex-consumption-how-to#set-always-ready-instance-counts
         alwaysReady: (alwaysReadyInstanceCount > 0) ? [{ name: 'http', instanceCount: alwaysReadyInstanceCount }] : []
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
@@ -135,11 +137,14 @@ resource functionApp 'Microsoft.Web/sites@2024-11-01' = {
       }
     }
     siteConfig: {
+      // Flex takes it; its migration guide sets it on the new app:
+      // https://learn.microsoft.com/azure/azure-functions/migration/migrate-plan-consumption-to-flex#apply-other-app-configurations
       minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
+      // Likewise: https://learn.microsoft.com/azure/azure-functions/migration/migrate-plan-consumption-to-flex#apply-other-app-configurations
       http20Enabled: true
       cors: {
-        // The portal's Code + Test calls the functions from the browser, on either of its addresses.
+        // The portal's Code + Test calls the functions from the browser, on either of its addresses. Flex takes it:
+        // https://learn.microsoft.com/azure/azure-functions/migration/migrate-plan-consumption-to-flex#configure-any-custom-domains-and-cors-access
         allowedOrigins: [
           'https://portal.azure.com'
           'https://ms.portal.azure.com'

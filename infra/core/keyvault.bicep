@@ -29,11 +29,12 @@ resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
       family: 'A'
       name: 'standard'
     }
-    enableRbacAuthorization: true
-    enableSoftDelete: true
-    softDeleteRetentionInDays: softDeleteRetentionDays
-    enablePurgeProtection: true
-    publicNetworkAccess: 'Enabled'
+    enableRbacAuthorization: true // https://learn.microsoft.com/azure/key-vault/general/rbac-guide
+    enableSoftDelete: true // https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview
+    softDeleteRetentionInDays: softDeleteRetentionDays // https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview
+    enablePurgeProtection: true // https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview
+    publicNetworkAccess: 'Enabled' // https://learn.microsoft.com/azure/key-vault/general/network-security
+    // https://learn.microsoft.com/azure/key-vault/general/network-security
     networkAcls: {
       bypass: 'AzureServices'
       defaultAction: 'Allow'
