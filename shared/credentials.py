@@ -69,23 +69,25 @@ class CredentialStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()
-        self._cached: TwilioCredentials | None = None
-        self._expires = 0.0
+        # The credentials and when they expire, swapped as one: a request reading it without the lock
+        # never sees new credentials with an old expiry, or none at all.
+        self._entry: tuple[TwilioCredentials, float] | None = None
         self._failure: tuple[ApiError, float] | None = None
         self._last_forced = -math.inf
         self._generation = 0  # bumped by every store, so a slow background read cannot undo a newer one
 
     def get(self) -> TwilioCredentials:
-        cached = self._cached
-        if cached is not None:
-            if self._clock() >= self._expires:
+        entry = self._entry
+        if entry is not None:
+            credentials, expires = entry
+            if self._clock() >= expires:
                 self._refresh_in_background()
-            return cached
+            return credentials
         with self._lock:  # one read however many cold requests arrive together
-            if self._cached is None:
+            if self._entry is None:
                 self._load_cold()
-            assert self._cached is not None
-            return self._cached
+            assert self._entry is not None
+            return self._entry[0]
 
     def refresh(self, stale: TwilioCredentials) -> TwilioCredentials | None:
         """Credentials newer than `stale`, which Twilio or a signature just refused.
@@ -94,8 +96,8 @@ class CredentialStore:
         forged signatures cannot make the app hammer Key Vault. None: nothing newer.
         """
         with self._lock:
-            if self._cached is not None and self._cached != stale:
-                return self._cached
+            if self._entry is not None and self._entry[0] != stale:
+                return self._entry[0]
             now = self._clock()
             if now - self._last_forced < FORCED_REFRESH_INTERVAL:
                 return None
@@ -129,8 +131,7 @@ class CredentialStore:
         self._failure = None
 
     def _keep(self, credentials: TwilioCredentials) -> None:
-        self._cached = credentials
-        self._expires = self._clock() + self._ttl
+        self._entry = (credentials, self._clock() + self._ttl)
         self._generation += 1
 
     def _refresh_in_background(self) -> None:
@@ -144,7 +145,8 @@ class CredentialStore:
         except Exception as error:
             logger.warning("Could not refresh Twilio credentials (%s); serving the cached ones", _code(error))
             with self._lock:
-                self._expires = self._clock() + min(self._ttl, RETRY_AFTER_FAILURE)
+                assert self._entry is not None  # only cached credentials expire and get refreshed
+                self._entry = (self._entry[0], self._clock() + min(self._ttl, RETRY_AFTER_FAILURE))
         else:
             with self._lock:
                 if self._generation == started:

@@ -47,15 +47,25 @@ def module_of(mutant: str) -> str:
 
 
 def report(found: dict[str, int | None], listed: dict[str, str]) -> list[str]:
+    """Killed / total per module and in all; timeouts and harness failures apart, never counted as kills.
+
+    A listed equivalent that comes out "killed" is a harness failure: plain pytest passes with it planted,
+    so some test failed for another reason. It counts in the total, not among the kills.
+    """
     lines = []
     totals: Counter[str] = Counter()
-    detected: Counter[str] = Counter()
+    killed: Counter[str] = Counter()
+    timed_out: Counter[str] = Counter()
     for mutant, code in found.items():
-        totals[module_of(mutant)] += 1
-        detected[module_of(mutant)] += code in KILLED or code in TIMEOUT
+        module = module_of(mutant)
+        totals[module] += 1
+        killed[module] += code in KILLED and mutant not in listed
+        timed_out[module] += code in TIMEOUT
     for module in sorted(totals):
-        lines.append(line(module, detected[module], totals[module]))
-    lines.append(line("shared/", detected.total(), totals.total()))
+        lines.append(line(module, killed[module], totals[module], timed_out[module]))
+    lines.append(line("shared/", killed.total(), totals.total(), timed_out.total()))
+    harness = [m for m, code in found.items() if m in listed and code in KILLED]
+    lines.append(f"{len(harness)} listed as equivalent but failed a test (harness failures, not counted as killed)")
     survivors = [m for m, code in found.items() if code == SURVIVED]
     lines.append(f"{len(survivors)} survived: {sum(m in listed for m in survivors)} listed as equivalent")
     others = Counter(_status(code) for code in found.values() if code not in KILLED | TIMEOUT | {SURVIVED})
@@ -65,10 +75,10 @@ def report(found: dict[str, int | None], listed: dict[str, str]) -> list[str]:
     return lines
 
 
-def line(module: str, detected: int, total: int) -> str:
+def line(module: str, killed: int, total: int, timed_out: int) -> str:
     if not total:
         return f"{module:15} no mutants yet: run `make mutation`"
-    return f"{module:15} {detected:4} / {total:4}  {100 * detected / total:6.2f} % killed"
+    return f"{module:15} {killed:4} / {total:4}  {100 * killed / total:6.2f} % killed, {timed_out} timed out"
 
 
 def _status(code: int | None) -> str:

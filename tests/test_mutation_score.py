@@ -1,0 +1,31 @@
+"""The mutation score counts only what the tests truly killed."""
+
+from __future__ import annotations
+
+from tests.mutation_score import report
+
+LISTED = {"shared.settings.x_get__mutmut_3": "the same value either way"}
+
+
+def test_a_timeout_is_reported_apart_and_not_counted_as_killed() -> None:
+    found: dict[str, int | None] = {"shared.limits.x_take__mutmut_1": 1, "shared.limits.x_take__mutmut_2": 152}
+
+    assert report(found, {})[0] == "limits             1 /    2   50.00 % killed, 1 timed out"
+
+
+def test_a_listed_equivalent_that_failed_a_test_is_a_harness_failure_not_a_kill() -> None:
+    found: dict[str, int | None] = {"shared.settings.x_get__mutmut_3": 1, "shared.settings.x_get__mutmut_4": 1}
+
+    lines = report(found, LISTED)
+
+    assert lines[1] == "shared/            1 /    2   50.00 % killed, 0 timed out"
+    assert lines[2] == "1 listed as equivalent but failed a test (harness failures, not counted as killed)"
+
+
+def test_survivors_are_counted_with_those_listed_as_equivalent() -> None:
+    found: dict[str, int | None] = {"shared.settings.x_get__mutmut_3": 0, "shared.settings.x_get__mutmut_5": 0}
+
+    lines = report(found, LISTED)
+
+    assert "2 survived: 1 listed as equivalent" in lines
+    assert "  not listed: shared.settings.x_get__mutmut_5" in lines
