@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -136,3 +137,14 @@ def test_an_unreachable_vault_has_no_vault_status(unreachable_vault: str) -> Non
         keyvault.read_secrets(unreachable_vault, NAMES)
 
     assert raised.value.inner is None
+
+
+@pytest.mark.usefixtures("no_identity")
+def test_each_secret_is_read_and_logged_on_a_thread_named_for_key_vault(
+    vault: KeyVaultStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    read_failure(vault)
+
+    threads = {r.threadName for r in caplog.records if r.name == keyvault.__name__}
+    assert threads
+    assert all(re.fullmatch(r"keyvault_\d+", name) for name in threads), threads

@@ -112,3 +112,15 @@ def test_startup_logs_an_unknown_region_code_in_allowed_destinations(
             " make_call and send_sms will answer 503 until it is fixed.",
         )
     ]
+
+
+def test_the_region_check_logs_from_a_thread_named_for_it(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its log line names the thread that wrote it, as Application Insights and a local log show."""
+    env.setenv("ALLOWED_DESTINATIONS", "US,XX")
+
+    on_load()
+    assert eventually(lambda: logged(caplog, "shared.startup") != [])
+
+    assert [r.threadName for r in caplog.records if r.name == "shared.startup"] == ["destinations-check"]
