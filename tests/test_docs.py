@@ -59,16 +59,12 @@ def test_readme_links_every_docs_page() -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
 def test_every_relative_link_reaches_a_file_and_heading_that_exist(page: Path) -> None:
-    broken = []
-    for target in links(page):
+    def resolves(target: str) -> bool:
         path, _, fragment = target.partition("#")
         linked = (page.parent / path).resolve() if path else page
-        if not linked.is_file():
-            broken.append(target)
-        elif fragment and (linked.suffix != ".md" or fragment not in anchors(linked)):
-            broken.append(target)
+        return linked.is_file() and (not fragment or (linked.suffix == ".md" and fragment in anchors(linked)))
 
-    assert broken == []
+    assert [target for target in links(page) if not resolves(target)] == []
 
 
 @pytest.mark.parametrize(
