@@ -64,7 +64,7 @@ chromium:
 		else echo "The sandbox page's tests need Debian's chromium: sudo apt-get install chromium"; fi; \
 	fi
 
-# Mutation testing of shared/ (see README, Development): not part of `make test` or CI. Results stay in
+# Mutation testing of shared/ (see docs/CONTRIBUTING.md): not part of `make test` or CI. Results stay in
 # mutants/, so a run tests only the functions changed since the last, and once more the survivors of
 # earlier runs that tests/mutation-equivalents.txt does not list and the listed ones a run found killed
 # (their verdicts cleared first: mutmut keeps a verdict until then).

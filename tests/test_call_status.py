@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
 from tests.support import fixture, invoke, signed_post
 
 pytestmark = pytest.mark.usefixtures("credentials_in_env")
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _event_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -45,15 +48,17 @@ def test_call_status_logs_a_failed_call_as_a_warning(caplog: pytest.LogCaptureFi
     }
 
 
-def test_call_status_log_line_is_the_one_the_readme_shows(caplog: pytest.LogCaptureFixture) -> None:
+def test_call_status_log_line_is_the_one_the_api_reference_shows(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     signed_post("call_status", fixture("call_status_failed"))
 
     (record,) = _event_lines(caplog)
+    sid = "CA9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
     assert record.getMessage() == (
-        "call_status CallSid=CA9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b CallStatus=failed CallDuration=0 ErrorCode=32009 "
-        "SipResponseCode=500"
+        f"call_status CallSid={sid} CallStatus=failed CallDuration=0 ErrorCode=32009 SipResponseCode=500"
     )
+    shown = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    assert f"\n{record.getMessage().replace(sid, 'CA…')}\n" in shown
 
 
 @pytest.mark.parametrize(

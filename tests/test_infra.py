@@ -903,9 +903,10 @@ def test_preprovision_defaults_are_the_parameters_file_defaults() -> None:
 
 
 def test_readme_commands_read_only_values_azd_writes() -> None:
-    """The README's `eval "$(azd env get-values)"` commands use main.bicep's outputs by name."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    used = set(re.findall(r"\$\{?(AZURE_[A-Z_]+|FUNCTION_APP_URL|KEY_VAULT_URL)\b", readme))
+    """The documented `eval "$(azd env get-values)"` commands use main.bicep's outputs by name."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    commands = "".join(page.read_text(encoding="utf-8") for page in pages)
+    used = set(re.findall(r"\$\{?(AZURE_[A-Z_]+|FUNCTION_APP_URL|KEY_VAULT_URL)\b", commands))
 
     assert {"AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME", "FUNCTION_APP_URL"} <= used
     assert used <= set(bicep("main.bicep")["outputs"])

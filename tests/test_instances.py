@@ -189,7 +189,7 @@ def test_a_storage_the_user_names_is_used_instead_of_the_emulator(setting: str, 
 
 
 def test_make_run_on_the_settings_example_keeps_its_storage_emulator(twilio: TwilioStandIn) -> None:
-    """The README's way to the real Twilio: the example's Values, with a SID, token and Twilio filled in."""
+    """The documented way to the real Twilio: the example's Values, with a SID, token and Twilio filled in."""
     example = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))["Values"]
     port = free_port()
     process = start_host("--port", str(port), environ={**example, **REAL_TWILIO, "TWILIO_API_BASE_URL": twilio.url})

@@ -196,7 +196,7 @@ def test_make_call_says_nothing_was_sent_once_prism_has_exited(env: pytest.Monke
     }
 
 
-# The README's Quickstart, on `make run`'s own processes.
+# The README's Quickstart and docs/local-development.md, on `make run`'s own processes.
 
 
 def test_make_run_plays_a_call_out_and_call_status_logs_it() -> None:
