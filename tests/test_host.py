@@ -372,6 +372,23 @@ def test_the_host_answers_the_public_base_url_name_behind_a_tunnel() -> None:
     assert response.status_code == 404
 
 
+def test_an_unsigned_webhook_on_make_run_is_told_of_the_invoker() -> None:
+    port = free_port()
+    real_twilio = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+    process = start_host("--port", str(port), environ={**real_twilio, **NO_EMULATOR})
+    try:
+        assert wait_until_up(port, process)
+        response = requests.post(f"http://127.0.0.1:{port}/api/sms_url", data={"Body": "hi"}, timeout=10)
+    finally:
+        stop_host(process)
+
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == (
+        "The request has no X-Twilio-Signature header."
+        " To send one signed as Twilio does: .venv/bin/python -m devtools.invoke sms_url"
+    )
+
+
 def test_the_host_answers_requests_addressed_to_its_host_option() -> None:
     address, port = "127.0.0.2", free_port()
     real_twilio = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
