@@ -38,22 +38,26 @@ lint: setup
 setup: $(VENV)/.installed $(SANDBOX)/node_modules/.installed $(STORAGE_EMULATOR)/node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
+	@echo "Setting up $(VENV): the Python packages (about 300 MB, 1 to 2 minutes)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 $(INFRA_VENV)/.installed: requirements-infra.txt
+	@echo "Setting up $(INFRA_VENV): checkov, for the deployment checks (about 300 MB, 1 to 3 minutes)..."
 	$(PYTHON) -m venv $(INFRA_VENV)
 	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
 	touch $@
 
 # Prism and Twilio's OpenAPI spec, pinned by the committed lock file; never committed themselves.
 $(SANDBOX)/node_modules/.installed: $(SANDBOX)/package.json $(SANDBOX)/package-lock.json
+	@echo "Setting up the Twilio sandbox: Prism and Twilio's OpenAPI spec (about 150 MB, under a minute)..."
 	cd $(SANDBOX) && npm ci --no-audit --no-fund --silent
 	touch $@
 
 # Azurite (the Azure Storage emulator), pinned the same way.
 $(STORAGE_EMULATOR)/node_modules/.installed: $(STORAGE_EMULATOR)/package.json $(STORAGE_EMULATOR)/package-lock.json
+	@echo "Setting up the storage emulator: Azurite (about 350 MB, about a minute)..."
 	cd $(STORAGE_EMULATOR) && npm ci --no-audit --no-fund --silent
 	touch $@
 

@@ -37,7 +37,7 @@ from devtools.sandbox import Sandbox, has_credentials, use_sandbox_credentials
 from devtools.twilio_sim import LocalRoute
 from shared.errors import ApiError
 from shared.responses import error_response
-from shared.settings import STORAGE
+from shared.settings import LOCAL_HOST, STORAGE
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     load_local_settings()
+    os.environ[LOCAL_HOST] = "1"  # the app's answers may then name the local tools
 
     sandbox = os.environ.get("TWILIO_SANDBOX", "true").strip().lower() != "false"
     if not sandbox and not has_credentials(os.environ):

@@ -10,6 +10,8 @@ import os
 import sys
 from collections.abc import Mapping
 
+from shared.settings import LOCAL_HOST
+
 SETTING_PREFIXES = ("TWILIO_", "KEY_VAULT_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_", "AzureWebJobsStorage")
 SETTINGS = frozenset(
     {
@@ -26,6 +28,7 @@ SETTINGS = frozenset(
         "DESTINATION_HOURLY_LIMIT",
         "DAILY_LIMIT",
         "LIMITS_FAIL_OPEN",
+        LOCAL_HOST,
     }
 )
 

@@ -42,6 +42,15 @@ def _body_params(req: func.HttpRequest) -> dict[str, str]:
     content_type = media_type(req)
     if content_type == "application/json" or content_type.endswith("+json"):
         return _json_params(req)
+    if req.get_body().lstrip()[:1] in {b"{", b"["}:
+        # Read as a form, JSON would lose every parameter: `curl -d '{...}'` sends it as one.
+        sent = f"as {content_type}" if content_type else "without a Content-Type"
+        raise ApiError(
+            400,
+            "content_type_mismatch",
+            f"The body looks like JSON but was sent {sent}: send it with Content-Type: application/json.",
+            target="Content-Type",
+        )
     if content_type in FORM_TYPES:
         return dict(req.form)
     raise ApiError(

@@ -13,22 +13,26 @@ _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 def parse(params: Mapping[str, str], name: str) -> str:
     """The number under `name`, with spaces, dashes, dots and parentheses removed."""
-    raw = params.get(name, "").strip()
+    value = params.get(name, "")
+    raw = value.strip()
     if not raw:
         raise ApiError(400, "missing_parameter", f"'{name}' is required.", target=name)
+    if value.startswith(" ") and _E164.fullmatch("+" + _SEPARATORS.sub("", raw)):
+        # An unencoded `+` in a query string or form decodes to a space: `to=+1555...` arrives as " 1555...".
+        raise _invalid(name, " A '+' sent unencoded in a form or query string arrives as a space: write it as %2B.")
     return normalize(raw, name)
 
 
 def normalize(raw: str, name: str) -> str:
     number = _SEPARATORS.sub("", raw)
     if not _E164.fullmatch(number):
-        raise ApiError(
-            400,
-            "invalid_phone_number",
-            f"'{name}' must be an E.164 number such as +14155550100.",
-            target=name,
-        )
+        raise _invalid(name)
     return number
+
+
+def _invalid(name: str, hint: str = "") -> ApiError:
+    message = f"'{name}' must be an E.164 number such as +14155550100.{hint}"
+    return ApiError(400, "invalid_phone_number", message, target=name)
 
 
 def masked(number: str) -> str:

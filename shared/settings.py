@@ -20,6 +20,8 @@ DEFAULT_SMS_REPLY = "Hey, thanks for the ping! Twilio and Azure rock!"
 DEFAULT_DESTINATION_HOURLY_LIMIT = 10
 STORAGE = "AzureWebJobsStorage"
 ROUTE_PREFIX = "api"
+# Set by devtools.host for the app it serves, as Core Tools sets AZURE_FUNCTIONS_ENVIRONMENT; never in Azure.
+LOCAL_HOST = "DEVTOOLS_LOCAL_HOST"
 
 _PREFIX = re.compile(r"\+[1-9][0-9]{0,14}")
 _REGION = re.compile("[A-Za-z]{2}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,7 +23,7 @@ from shared.errors import ApiError
 from shared.params import FORM_TYPES, media_type
 from shared.public_url import requested_url
 from shared.responses import Handler, answers_errors
-from shared.settings import get_settings
+from shared.settings import LOCAL_HOST, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -35,16 +36,16 @@ def twilio_webhook(handler: Handler) -> Handler:
     @answers_errors
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
-        verify_signature(req)
+        verify_signature(req, handler.__name__)
         return handler(req)
 
     return wrapper
 
 
-def verify_signature(req: func.HttpRequest) -> None:
+def verify_signature(req: func.HttpRequest, function: str) -> None:
     signature = req.headers.get(SIGNATURE_HEADER, "")
     if not signature:
-        raise _forbidden(f"The request has no {SIGNATURE_HEADER} header.")
+        raise _forbidden(_unsigned(function))
     if req.headers.get(SIGNATURE_SETTINGS_HEADER):
         raise _forbidden("Webhooks signed with a shared key are not supported: sign with the account's auth token.")
     with _details_logged():
@@ -86,6 +87,15 @@ def _details_logged() -> Iterator[None]:
             raise
         logger.error("Cannot check webhook signatures: %s (%s)", error.message, error.code)
         raise ApiError(503, "service_unavailable", "The service is temporarily unavailable; try again later.") from None
+
+
+def _unsigned(function: str) -> str:
+    """On the local host, where an unsigned request is most often one made by hand, how to sign one.
+    Read apart from the settings, so that the answer never depends on them being valid."""
+    message = f"The request has no {SIGNATURE_HEADER} header."
+    if os.environ.get(LOCAL_HOST) != "1":
+        return message
+    return f"{message} To send one signed as Twilio does: .venv/bin/python -m devtools.invoke {function}"
 
 
 def _forbidden(message: str) -> ApiError:

@@ -7,6 +7,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -371,6 +372,23 @@ def test_the_host_answers_the_public_base_url_name_behind_a_tunnel() -> None:
     assert response.status_code == 404
 
 
+def test_an_unsigned_webhook_on_make_run_is_told_of_the_invoker() -> None:
+    port = free_port()
+    real_twilio = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+    process = start_host("--port", str(port), environ={**real_twilio, **NO_EMULATOR})
+    try:
+        assert wait_until_up(port, process)
+        response = requests.post(f"http://127.0.0.1:{port}/api/sms_url", data={"Body": "hi"}, timeout=10)
+    finally:
+        stop_host(process)
+
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == (
+        "The request has no X-Twilio-Signature header."
+        " To send one signed as Twilio does: .venv/bin/python -m devtools.invoke sms_url"
+    )
+
+
 def test_the_host_answers_requests_addressed_to_its_host_option() -> None:
     address, port = "127.0.0.2", free_port()
     real_twilio = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -440,15 +458,47 @@ def test_make_run_prints_no_sandbox_credentials_when_some_are_configured() -> No
     ids=["defaults", "moved"],
 )
 def test_make_run_serves_on_the_documented_ports(overrides: list[str], ports: tuple[str, str, str]) -> None:
-    make = shutil.which("make")
-    if make is None:
-        pytest.skip("make is not installed")
-    planned = subprocess.run(
-        [make, "--dry-run", "run", *overrides], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
-    ).stdout.splitlines()
+    planned = make_plan("run", *overrides)
 
     app, prism, azurite = ports
     assert f".venv/bin/python -m devtools.host --port {app} --prism-port {prism} --azurite-port {azurite}" in planned
+
+
+# Each set-up: its stamp, the file whose change makes it due, and the command that takes the time.
+SET_UPS = {
+    ".venv": (".venv/.installed", "requirements.txt", "-m pip install"),
+    ".venv-infra": (".venv-infra/.installed", "requirements-infra.txt", "-m pip install"),
+    "the Twilio sandbox": (
+        "devtools/twilio-sandbox/node_modules/.installed",
+        "devtools/twilio-sandbox/package-lock.json",
+        "npm ci",
+    ),
+    "the storage emulator": (
+        "devtools/storage-emulator/node_modules/.installed",
+        "devtools/storage-emulator/package-lock.json",
+        "npm ci",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("goal", "what"),
+    [("run", ".venv"), ("run", "the Twilio sandbox"), ("run", "the storage emulator"), ("test", ".venv-infra")],
+)
+def test_make_says_what_it_sets_up_and_about_how_long_before_it_starts(goal: str, what: str) -> None:
+    stamp, changed, install = SET_UPS[what]
+    planned = make_plan(goal, f"--what-if={changed}")
+
+    said = next(i for i, line in enumerate(planned) if line.startswith(f'echo "Setting up {what}: '))
+    assert re.search(r"\(about \d+ MB, [^)]*minutes?\)", planned[said])
+    assert any(install in line for line in planned[said + 1 : planned.index(f"touch {stamp}")])
+
+
+@pytest.mark.parametrize("goal", ["run", "test"])
+def test_make_says_nothing_of_set_up_once_it_is_done(goal: str) -> None:
+    planned = make_plan(goal, *(f"--old-file={stamp}" for stamp, _, _ in SET_UPS.values()))
+
+    assert not [line for line in planned if "Setting up" in line]
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
@@ -504,6 +554,16 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
             return True
     except OSError:
         return False
+
+
+def make_plan(*args: str) -> list[str]:
+    """The commands `make` would run, without running them."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    return subprocess.run(
+        [make, "--dry-run", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.splitlines()
 
 
 def run_host(*args: str, environ: Mapping[str, str] | None = None) -> tuple[int, str]:

@@ -87,6 +87,29 @@ def test_make_call_reads_a_form_body(twilio: TwilioStandIn) -> None:
     assert twilio.received[0].field("From") == "+15017122662"
 
 
+def test_make_call_tells_json_sent_as_a_form_to_send_it_as_json(twilio: TwilioStandIn) -> None:
+    """What `curl -d '{"to": ...}'` sends: JSON under curl's default form type."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    response = invoke("make_call", body=b'{"to": "+15558675310"}', headers=form)
+
+    assert response.status_code == 400
+    assert (error_of(response)["code"], error_of(response)["target"]) == ("content_type_mismatch", "Content-Type")
+    assert twilio.received == []
+
+
+def test_make_call_hints_at_a_plus_left_unencoded_in_the_query_string(twilio: TwilioStandIn) -> None:
+    response = invoke("make_call", "GET", url=function_url("make_call", "to=+15558675310"))
+
+    assert response.status_code == 400
+    assert error_of(response) == {
+        "code": "invalid_phone_number",
+        "message": "'to' must be an E.164 number such as +14155550100."
+        " A '+' sent unencoded in a form or query string arrives as a space: write it as %2B.",
+        "target": "to",
+    }
+    assert twilio.received == []
+
+
 def test_make_call_body_wins_over_query(twilio: TwilioStandIn) -> None:
     post_json("make_call", {"to": "+15558675311"}, url=function_url("make_call", {"to": "+15558675310"}))
 

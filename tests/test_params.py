@@ -60,6 +60,30 @@ def test_a_body_neither_json_nor_a_form_is_refused_naming_its_type(headers: dict
     }
 
 
+@pytest.mark.parametrize(
+    ("body", "headers", "sent"),
+    [
+        (
+            b'{"to": "+15558675310"}',
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            "as application/x-www-form-urlencoded",
+        ),
+        (b' \n [{"to": "+15558675310"}]', {"Content-Type": "text/plain; charset=utf-8"}, "as text/plain"),
+        (b'{"to": "+15558675310"}', {}, "without a Content-Type"),
+    ],
+    ids=["as-a-form", "as-text", "untyped"],
+)
+def test_a_json_looking_body_not_sent_as_json_is_told_its_content_type(
+    body: bytes, headers: dict[str, str], sent: str
+) -> None:
+    assert error_body(params.read_params, request(body, headers)) == {
+        "status": 400,
+        "code": "content_type_mismatch",
+        "message": f"The body looks like JSON but was sent {sent}: send it with Content-Type: application/json.",
+        "target": "Content-Type",
+    }
+
+
 def test_a_body_over_64_kib_is_refused_with_the_limit() -> None:
     big = request(b"x" * (64 * 1024 + 1), JSON)
 

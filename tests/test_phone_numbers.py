@@ -51,6 +51,19 @@ def test_an_invalid_number_is_shown_the_e164_form() -> None:
     assert raised.value.message == "'from' must be an E.164 number such as +14155550100."
 
 
+@pytest.mark.parametrize(
+    ("raw", "hinted"),
+    [(" 15558675310", True), (" 1 555 867 5310", True), ("15558675310", False), (" 0123456", False)],
+    ids=["plus-decoded-to-a-space", "with-spaces", "no-plus-at-all", "not-e164-with-a-plus"],
+)
+def test_a_number_whose_plus_became_a_space_is_told_to_encode_it(raw: str, hinted: bool) -> None:
+    with pytest.raises(ApiError) as raised:
+        phone_numbers.parse({"to": raw}, "to")
+
+    hint = " A '+' sent unencoded in a form or query string arrives as a space: write it as %2B."
+    assert raised.value.message == "'to' must be an E.164 number such as +14155550100." + (hint if hinted else "")
+
+
 def test_a_missing_number_is_told_it_is_required() -> None:
     with pytest.raises(ApiError) as raised:
         phone_numbers.parse({}, "to")

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shlex
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,6 +26,8 @@ from tests.support import error_of, eventually, post_json
 from tests.test_host import NO_EMULATOR, listening, start_host, stop_host, wait_until_up
 
 CALL = {"to": "+15558675310", "from": "+15017122661", "message": "Hello from Azure"}
+README = Path(__file__).resolve().parent.parent / "README.md"
+QUICKSTART_BASE = "http://127.0.0.1:7071"
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +219,45 @@ def test_make_run_plays_a_call_out_and_call_status_logs_it() -> None:
     line = f"INFO shared.call_events: call_status CallSid={sid} CallStatus=completed CallDuration=1"
     line += " ErrorCode= SipResponseCode="
     assert re.search(rf"^\[[^\]]+\] {re.escape(line)}$", output, re.MULTILINE)
+
+
+def test_the_quickstart_curl_sends_a_text_on_make_run() -> None:
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    args, promised, status = readme_curl("send_sms")
+    port = free_port()
+    process = start_host("--port", str(port), "--prism-port", str(free_port()))
+    try:
+        assert wait_until_up(port, process)
+        here = [arg.replace(QUICKSTART_BASE, f"http://127.0.0.1:{port}") for arg in args[1:]]
+        sent = subprocess.run(
+            [curl, *here, "--write-out", "\n%{http_code}"], capture_output=True, text=True, timeout=60, check=True
+        )
+    finally:
+        stop_host(process)
+
+    body, _, code = sent.stdout.rpartition("\n")
+    assert int(code) == status
+    assert as_promised(json.loads(body), promised)
+
+
+def readme_curl(function: str) -> tuple[list[str], dict[str, str], int]:
+    """The Quickstart's curl for `function`: its words, and the answer and status its comment promises."""
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    (block,) = [block for block in blocks if f"curl -s -X POST {QUICKSTART_BASE}/api/{function} " in block]
+    command, _, comment = block.partition("\n# ")
+    promise = re.fullmatch(r"(\{.*\})\s+\((\d{3})\)\n", comment)
+    assert promise is not None, comment
+    return shlex.split(command.replace("\\\n", " ")), json.loads(promise[1]), int(promise[2])
+
+
+def as_promised(answer: dict[str, str], promised: dict[str, str]) -> bool:
+    """Each value as the README shows it, where "SM…" stands for any value that starts with SM."""
+    return answer.keys() == promised.keys() and all(
+        answer[name].startswith(value[:-1]) if value.endswith("…") else answer[name] == value
+        for name, value in promised.items()
+    )
 
 
 def test_make_run_serves_the_pass_through_under_sandbox_twilio() -> None:

@@ -36,6 +36,33 @@ def test_send_sms_reads_a_form_body_with_its_own_from(twilio: TwilioStandIn) -> 
     assert twilio.received[0].form["From"] == ["+15017122662"]
 
 
+def test_send_sms_tells_untyped_json_to_send_it_as_json(twilio: TwilioStandIn) -> None:
+    response = invoke("send_sms", body=b'{"to": "+15558675310", "body": "Hi"}')
+
+    assert response.status_code == 400
+    assert error_of(response) == {
+        "code": "content_type_mismatch",
+        "message": "The body looks like JSON but was sent without a Content-Type:"
+        " send it with Content-Type: application/json.",
+        "target": "Content-Type",
+    }
+    assert twilio.received == []
+
+
+def test_send_sms_hints_at_a_plus_left_unencoded_in_a_form(twilio: TwilioStandIn) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    response = invoke("send_sms", body=b"to=%2B15558675310&from=+15017122661&body=Hi", headers=form)
+
+    assert response.status_code == 400
+    assert error_of(response) == {
+        "code": "invalid_phone_number",
+        "message": "'from' must be an E.164 number such as +14155550100."
+        " A '+' sent unencoded in a form or query string arrives as a space: write it as %2B.",
+        "target": "from",
+    }
+    assert twilio.received == []
+
+
 @pytest.mark.parametrize(
     ("document", "code", "target"),
     [

@@ -8,6 +8,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from shared import webhooks
+from shared.settings import LOCAL_HOST
 from tests.support import AUTH_TOKEN, error_of, fixture, function_url, invoke, signed_post
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -23,6 +24,19 @@ def test_an_unsigned_webhook_is_told_the_header_is_missing() -> None:
     assert (response.status_code, error_of(response)) == (
         403,
         refusal("The request has no X-Twilio-Signature header."),
+    )
+
+
+def test_an_unsigned_webhook_on_the_local_host_is_told_how_to_send_a_signed_one(env: pytest.MonkeyPatch) -> None:
+    env.setenv(LOCAL_HOST, "1")
+    response = invoke("call_status", body=b"CallSid=CA1", headers=FORM)
+
+    assert (response.status_code, error_of(response)) == (
+        403,
+        refusal(
+            "The request has no X-Twilio-Signature header."
+            " To send one signed as Twilio does: .venv/bin/python -m devtools.invoke call_status"
+        ),
     )
 
 
