@@ -17,7 +17,7 @@ import pytest
 from azure.data.tables import TableClient, TableServiceClient
 
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
-from devtools.standins import Received, StandIn, TwilioStandIn
+from testing.standins import Received, StandIn, TwilioStandIn
 from tests.servers import free_port, serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, invoke
 

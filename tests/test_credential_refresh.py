@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from devtools.standins import Fault, KeyVaultStandIn
+from testing.standins import Fault, KeyVaultStandIn
 from shared import credentials
 from shared.credentials import RETRY_AFTER_FAILURE, CredentialStore, TwilioCredentials
 from shared.errors import ApiError

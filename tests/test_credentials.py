@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from devtools.standins import Fault, KeyVaultStandIn
+from testing.standins import Fault, KeyVaultStandIn
 from shared import credentials
 from shared.credentials import (
     REMEMBER_FAILURE,

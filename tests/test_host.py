@@ -29,9 +29,9 @@ from devtools.azurite import connection_string
 from devtools.host import LocalHost, _storage_configured, load_local_settings
 from devtools.invoke import main as invoke_main
 from devtools.invoke import send_signed, sms_params, status_params, voice_params
-from devtools.process_state import without_settings
+from testing.process_state import without_settings
 from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FROM_NUMBER, SandboxGateway
-from devtools.standins import TwilioStandIn
+from testing.standins import TwilioStandIn
 from shared.settings import STORAGE
 from tests.servers import free_port, serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN

@@ -18,8 +18,8 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from devtools.azurite import Azurite
-from devtools.process_state import clear_caches
-from devtools.standins import Fault, Received, StandIn, TwilioStandIn, twilio_error
+from testing.process_state import clear_caches
+from testing.standins import Fault, Received, StandIn, TwilioStandIn, twilio_error
 from shared import idempotency
 from shared.outbound import Call
 from tests.servers import free_port, unaccepting_port

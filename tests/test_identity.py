@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.standins import KeyVaultStandIn
+from testing.standins import KeyVaultStandIn
 from shared import credentials
 
 CLIENT_ID = "00000000-0000-0000-0000-0000000000c2"

@@ -16,7 +16,7 @@ import requests
 from azure.data.tables import TableServiceClient
 
 from devtools.azurite import EMULATOR_DIR, Azurite
-from devtools.standins import TwilioStandIn
+from testing.standins import TwilioStandIn
 from tests.servers import free_port
 from tests.state_support import HeldTwilio
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from devtools.standins import Fault, KeyVaultStandIn
+from testing.standins import Fault, KeyVaultStandIn
 from shared import credentials
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, error_of, fixture, post_json, signed_post
 

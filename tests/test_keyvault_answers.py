@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from devtools.standins import Fault, KeyVaultStandIn
+from testing.standins import Fault, KeyVaultStandIn
 from shared import keyvault
 from shared.errors import ApiError
 

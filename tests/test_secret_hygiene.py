@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 import azure.functions as func
 import pytest
 
-from devtools.process_state import clear_caches
-from devtools.standins import Fault, KeyVaultStandIn, TwilioStandIn, twilio_error
+from testing.process_state import clear_caches
+from testing.standins import Fault, KeyVaultStandIn, TwilioStandIn, twilio_error
 from tests.support import fixture, post_json, signed_post
 
 SID = "AC" + "5ec7e7" * 5 + "aa"

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from devtools.standins import KeyVaultStandIn
+from testing.standins import KeyVaultStandIn
 from shared.startup import on_load
 from tests.support import eventually, fixture, logged, signed_post
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from twilio.rest import Client
 
-from devtools.standins import Fault, TwilioStandIn, twilio_error
+from testing.standins import Fault, TwilioStandIn, twilio_error
 from shared import twilio_client
 from shared.errors import ApiError
 from shared.twilio_client import call_twilio

@@ -15,7 +15,7 @@ from urllib3 import HTTPResponse
 from urllib3.connection import HTTPConnection
 from urllib3.exceptions import NewConnectionError
 
-from devtools.standins import Fault, KeyVaultStandIn, Received, TwilioStandIn, twilio_error
+from testing.standins import Fault, KeyVaultStandIn, Received, TwilioStandIn, twilio_error
 from shared import credentials
 from shared.twilio_client import client_for
 from tests.servers import refusing_port, unaccepting_port

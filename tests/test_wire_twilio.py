@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Response
 
-from devtools.process_state import app_environ
+from testing.process_state import app_environ
 from devtools.sandbox import SPEC, Prism, SandboxGateway
-from devtools.standins import Fault, KeyVaultStandIn, TwilioStandIn, twilio_error
-from devtools.wire_twilio import main
+from testing.standins import Fault, KeyVaultStandIn, TwilioStandIn, twilio_error
+from tools.wire_twilio import main
 from tests.servers import free_port, serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
 
@@ -107,7 +107,7 @@ def test_prism_refuses_an_account_sid_twilio_would_refuse(
 def test_the_cli_wires_a_number_as_a_subprocess(sandbox: SandboxGateway) -> None:
     environ = app_environ({"TWILIO_API_BASE_URL": os.environ["TWILIO_API_BASE_URL"], **CREDENTIALS})
     done = subprocess.run(
-        [sys.executable, "-m", "devtools.wire_twilio", "--number", example_number(), "--base-url", APP],
+        [sys.executable, "-m", "tools.wire_twilio", "--number", example_number(), "--base-url", APP],
         cwd=ROOT,
         env=environ,
         capture_output=True,
@@ -556,7 +556,7 @@ def test_postdeploy_without_a_number_prints_the_webhook_urls_and_the_command() -
     for name in ("VOICE_URL", "SMS_URL", "CALL_STATUS_URL"):
         assert BICEP_OUTPUTS[name] in done.stdout
     assert (
-        "KEY_VAULT_URL=https://myvault.vault.azure.net/ .venv/bin/python -m devtools.wire_twilio"
+        "KEY_VAULT_URL=https://myvault.vault.azure.net/ .venv/bin/python -m tools.wire_twilio"
         f" --number +1XXXXXXXXXX --base-url {APP}"
     ) in done.stdout
 
