@@ -11,13 +11,11 @@ a web page cannot drive it through DNS rebinding.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -28,13 +26,14 @@ from urllib.parse import urlsplit
 import azure.functions as func
 from azure.functions.http import HttpResponseConverter
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import make_server, select_address_family
+from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from devtools.azurite import Azurite
 from devtools.functions import ROOT, HttpFunction, http_functions, query_params, route_prefix
-from devtools.sandbox import Sandbox, has_credentials, use_sandbox_credentials
-from devtools.twilio_sim import LocalRoute
+from devtools.ports import port_taken
+from devtools.sandbox.run import Sandbox, has_credentials, use_sandbox_credentials
+from devtools.sandbox.webhooks import LocalRoute
 from shared.errors import ApiError
 from shared.responses import error_response
 from shared.settings import STORAGE
@@ -171,20 +170,6 @@ def load_local_settings(path: Path = ROOT / "local.settings.json") -> None:
         os.environ.setdefault(name, str(value))
 
 
-def port_taken(host: str, port: int) -> bool:
-    """Whether another program holds the port, probed by binding as a server does (so a port
-    left in TIME_WAIT by the last run counts as free)."""
-    with socket.socket(select_address_family(host, port), socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                return True
-            raise
-    return False
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the function app locally, as `func start` does.")
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (requests may name it)")
@@ -215,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     if hasattr(signal, "SIGHUP"):  # not on Windows
         signal.signal(signal.SIGHUP, _stop)
-    # The stand-in sends the app's webhooks here, even those addressed to PUBLIC_BASE_URL.
+    # The sandbox sends the app's webhooks here, even those addressed to PUBLIC_BASE_URL.
     route = LocalRoute.from_environ(f"http://{args.host}:{args.port}", os.environ)
     twilio = Sandbox(args.host, args.prism_port, route) if sandbox else None
     try:
@@ -287,7 +272,7 @@ def _serve(args: argparse.Namespace, twilio: Sandbox | None) -> int:
         except (RuntimeError, subprocess.SubprocessError) as error:
             print(f"The Twilio sandbox did not start: {error}", file=sys.stderr)
             return 1
-        mounts[SANDBOX_ROUTE] = twilio.gateway
+        mounts[SANDBOX_ROUTE] = twilio.pass_through
         print(f"Twilio sandbox: {prism.url} (the app's Twilio REST calls go there, through a pass-through)")
         print(f"Calls and texts as they play out: http://{args.host}:{args.port}{SANDBOX_ROUTE}/")
         if use_sandbox_credentials(os.environ):

@@ -20,48 +20,8 @@ from collections.abc import Mapping
 import requests
 
 from devtools.host import SANDBOX_ROUTE, load_local_settings
-from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
-from devtools.twilio_sim import API_VERSION, CALLER, TWILIO_NUMBER, LocalRoute, send_signed, sid, voice_params
-
-__all__ = [
-    "CALLER",
-    "TWILIO_NUMBER",
-    "deliver_text",
-    "main",
-    "replay_call",
-    "send_signed",
-    "sms_params",
-    "status_params",
-    "voice_params",
-]
-
-
-def sms_params(account_sid: str, body: str, *, sender: str = CALLER, to: str = TWILIO_NUMBER) -> dict[str, str]:
-    message_sid = sid("SM")
-    return {
-        "AccountSid": account_sid,
-        "ApiVersion": API_VERSION,
-        "Body": body,
-        "From": sender,
-        "MessageSid": message_sid,
-        "MessagingServiceSid": "",
-        "NumMedia": "0",
-        "NumSegments": "1",
-        "SmsMessageSid": message_sid,
-        "SmsSid": message_sid,
-        "SmsStatus": "received",
-        "To": to,
-    }
-
-
-def status_params(account_sid: str, status: str, *, call_sid: str | None = None) -> dict[str, str]:
-    params = voice_params(
-        account_sid, call_sid=call_sid, caller=TWILIO_NUMBER, called=CALLER, direction="outbound-api", status=status
-    )
-    params.update({"CallDuration": "7" if status == "completed" else "0", "SequenceNumber": "0"})
-    if status == "failed":
-        params.update({"ErrorCode": "32009", "SipResponseCode": "500"})
-    return params
+from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
+from devtools.sandbox.webhooks import LocalRoute, send_signed, sms_params, status_params, voice_params
 
 
 def replay_call(route: LocalRoute, account_sid: str, auth_token: str, call_sid: str | None = None) -> requests.Response:

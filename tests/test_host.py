@@ -28,12 +28,14 @@ import function_app
 from devtools.azurite import connection_string
 from devtools.host import LocalHost, _storage_configured, load_local_settings
 from devtools.invoke import main as invoke_main
-from devtools.invoke import send_signed, sms_params, status_params, voice_params
-from testing.process_state import without_settings
-from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FROM_NUMBER, SandboxGateway
-from testing.standins import TwilioStandIn
+from devtools.ports import accepting, free_port
+from devtools.sandbox.prism import PassThrough
+from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FROM_NUMBER
+from devtools.sandbox.webhooks import send_signed, sms_params, status_params, voice_params
 from shared.settings import STORAGE
-from tests.servers import free_port, serving
+from testing.process_state import without_settings
+from testing.standins import TwilioStandIn
+from tests.servers import serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,7 +217,7 @@ def test_host_answers_421_to_a_foreign_host_name(host: str, twilio: TwilioStandI
 
 
 def test_host_guards_the_sandbox_too() -> None:
-    app = LocalHost(echo_app, "api", mounts={"/_sandbox": SandboxGateway(f"http://127.0.0.1:{free_port()}")})
+    app = LocalHost(echo_app, "api", mounts={"/_sandbox": PassThrough(f"http://127.0.0.1:{free_port()}")})
     with serving(app) as url:
         response = requests.get(f"{url}/_sandbox/calls", headers={"Host": "rebound.example"}, timeout=10)
 
@@ -344,7 +346,7 @@ def test_a_taken_app_port_starts_nothing() -> None:
         f"Port {port} (the app) is already in use, so nothing was started;"
         f" pick another: make run PORT={port + 1} (or --port {port + 1})."
     ]
-    assert not listening(prism_port)
+    assert not accepting("127.0.0.1", prism_port)
 
 
 def test_a_taken_sandbox_port_starts_nothing() -> None:
@@ -457,12 +459,12 @@ def test_prism_stops_with_the_host(stop_signal: signal.Signals) -> None:
     process = start_host("--port", str(port), "--prism-port", str(prism_port))
     try:
         assert wait_until_up(port, process)
-        assert listening(prism_port)
+        assert accepting("127.0.0.1", prism_port)
     finally:
         stop_host(process, stop_signal)
 
     assert process.returncode == 0
-    assert not listening(prism_port)
+    assert not accepting("127.0.0.1", prism_port)
 
 
 def start_host(*args: str, environ: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
@@ -492,18 +494,10 @@ def stop_host(process: subprocess.Popen[str], stop_signal: signal.Signals = sign
 def wait_until_up(port: int, process: subprocess.Popen[str], timeout: float = 180, host: str = "127.0.0.1") -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
-        if listening(port, host):
+        if accepting(host, port):
             return True
         time.sleep(0.2)
     return False
-
-
-def listening(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def run_host(*args: str, environ: Mapping[str, str] | None = None) -> tuple[int, str]:

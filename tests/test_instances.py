@@ -16,11 +16,11 @@ import requests
 from azure.data.tables import TableServiceClient
 
 from devtools.azurite import EMULATOR_DIR, Azurite
+from devtools.ports import accepting, free_port
 from testing.standins import TwilioStandIn
-from tests.servers import free_port
 from tests.state_support import HeldTwilio
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually
-from tests.test_host import ROOT, _taken_port, listening, run_host, start_host, stop_host, wait_until_up
+from tests.test_host import ROOT, _taken_port, run_host, start_host, stop_host, wait_until_up
 
 HOURLY_LIMIT = 3
 REAL_TWILIO = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -157,12 +157,12 @@ def test_the_storage_emulator_stops_with_the_host() -> None:
     process = start_host("--port", str(port), "--azurite-port", str(azurite_port), environ=REAL_TWILIO)
     try:
         assert wait_until_up(port, process)
-        assert listening(azurite_port)
+        assert accepting("127.0.0.1", azurite_port)
     finally:
         output = stop_host(process)
 
     assert process.returncode == 0
-    assert not listening(azurite_port)
+    assert not accepting("127.0.0.1", azurite_port)
     assert f"Storage emulator: http://127.0.0.1:{azurite_port}/devstoreaccount1" in output
 
 
