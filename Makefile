@@ -49,12 +49,12 @@ $(INFRA_VENV)/.installed: requirements-infra.txt
 
 # Prism and Twilio's OpenAPI spec, pinned by the committed lock file; never committed themselves.
 $(SANDBOX)/node_modules/.installed: $(SANDBOX)/package.json $(SANDBOX)/package-lock.json
-	cd $(SANDBOX) && npm ci --no-audit --no-fund --silent
+	$(PYTHON) -m devtools.npm $(SANDBOX)
 	touch $@
 
 # Azurite (the Azure Storage emulator), pinned the same way.
 $(STORAGE_EMULATOR)/node_modules/.installed: $(STORAGE_EMULATOR)/package.json $(STORAGE_EMULATOR)/package-lock.json
-	cd $(STORAGE_EMULATOR) && npm ci --no-audit --no-fund --silent
+	$(PYTHON) -m devtools.npm $(STORAGE_EMULATOR)
 	touch $@
 
 # Debian's headless Chromium, which renders the sandbox's page in the tests; installed as root when missing.
