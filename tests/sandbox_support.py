@@ -21,9 +21,10 @@ import requests
 from werkzeug.wrappers import Request, Response
 
 import function_app
-from devtools.host import SANDBOX_ROUTE, LocalHost
+from devtools.host import SANDBOX_ROUTE
 from devtools.ports import free_port
 from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Sandbox
+from devtools.wsgi import LocalHost
 from tests.servers import serving
 from tests.support import eventually
 
