@@ -25,7 +25,7 @@ PRISM_PORT = 4010
 AZURITE_PORT = 10002
 
 run: setup
-	$(PY) -m devtools.host --port $(PORT) --prism-port $(PRISM_PORT) --azurite-port $(AZURITE_PORT) --record-address
+	$(PY) -m devtools.host --port $(PORT) --prism-port $(PRISM_PORT) --azurite-port $(AZURITE_PORT) --note-address
 
 bench: setup
 	$(PY) -m bench

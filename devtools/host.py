@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         help="build the URL the app sees from X-Forwarded-Proto and DISGUISED-HOST, as behind App Service's front-end",
     )
     parser.add_argument(
-        "--record-address",
+        "--note-address",
         nargs="?",
         const=ADDRESS_FILE,
         type=Path,
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         " invoker looks for it",
     )
     args = parser.parse_args(argv)
-    log_to(sys.stderr)
+    _log_to(sys.stderr)
     load_local_settings()
 
     sandbox = os.environ.get("TWILIO_SANDBOX", "true").strip().lower() != "false"
@@ -195,29 +195,29 @@ def _serve(args: argparse.Namespace, twilio: Sandbox | None) -> int:
     server = make_server(args.host, args.port, host, threaded=True)
     address = f"http://{args.host}:{server.port}"
     print(host.banner(address), "\n\nFor detailed output, see the log lines below. Press Ctrl+C to stop.", flush=True)
-    if args.record_address is not None:
-        _record(args.record_address, address)
+    if args.note_address is not None:
+        _note_address(args.note_address, address)
     try:
         server.serve_forever()
     finally:
         server.server_close()
-        if args.record_address is not None:
-            _forget(args.record_address, address)
+        if args.note_address is not None:
+            _forget_address(args.note_address, address)
     return 0
 
 
-def _record(path: Path, address: str) -> None:
+def _note_address(path: Path, address: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(address + "\n", encoding="utf-8")
 
 
-def _forget(path: Path, address: str) -> None:
+def _forget_address(path: Path, address: str) -> None:
     """Remove the address, unless a host started since has noted its own."""
     if path.exists() and path.read_text(encoding="utf-8").strip() == address:
         path.unlink()
 
 
-def log_to(stream: TextIO) -> None:
+def _log_to(stream: TextIO) -> None:
     """Log to `stream`, in colour only on a terminal: werkzeug colours its request lines whatever
     the stream, and a log file or a pipe would keep the escape codes."""
     handler = logging.StreamHandler(stream)

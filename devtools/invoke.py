@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "--param", action="append", type=_param, default=[], metavar="NAME=VALUE", help="add or override a parameter"
     )
     args = parser.parse_args(argv)
-    base_url = args.base_url or _recorded(args.address_file) or DEFAULT_BASE_URL
+    base_url = args.base_url or _noted_address(args.address_file) or DEFAULT_BASE_URL
 
     load_local_settings()
     account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or SANDBOX_ACCOUNT_SID
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if response.ok else 1
 
 
-def _recorded(path: Path) -> str | None:
+def _noted_address(path: Path) -> str | None:
     """The address `make run` noted, if it runs."""
     try:
         return path.read_text(encoding="utf-8").strip() or None

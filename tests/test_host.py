@@ -463,7 +463,7 @@ def test_make_run_serves_on_the_documented_ports(overrides: list[str], ports: tu
 
     app, prism, azurite = ports
     assert (
-        f".venv/bin/python -m devtools.host --port {app} --prism-port {prism} --azurite-port {azurite} --record-address"
+        f".venv/bin/python -m devtools.host --port {app} --prism-port {prism} --azurite-port {azurite} --note-address"
         in planned
     )
 
@@ -473,7 +473,7 @@ def test_the_invoker_sends_to_the_address_make_run_noted(
 ) -> None:
     noted, port = tmp_path / "address", free_port()
     settings = {**REAL_TWILIO, **NO_EMULATOR, "VOICE_MESSAGE": "Found where make run said"}
-    process = start_host("--port", str(port), "--record-address", str(noted), environ=settings)
+    process = start_host("--port", str(port), "--note-address", str(noted), environ=settings)
     try:
         assert wait_until_up(port, process)
         assert eventually(noted.exists)
@@ -488,7 +488,7 @@ def test_the_invoker_sends_to_the_address_make_run_noted(
 
 def test_the_noted_address_goes_when_the_host_stops(tmp_path: Path) -> None:
     noted, port = tmp_path / "address", free_port()
-    process = start_host("--port", str(port), "--record-address", str(noted), environ={**REAL_TWILIO, **NO_EMULATOR})
+    process = start_host("--port", str(port), "--note-address", str(noted), environ={**REAL_TWILIO, **NO_EMULATOR})
     try:
         assert wait_until_up(port, process)
         assert eventually(noted.exists)
