@@ -25,7 +25,7 @@ PRISM_PORT = 4010
 AZURITE_PORT = 10002
 
 run: setup
-	$(PY) -m devtools.host --port $(PORT) --prism-port $(PRISM_PORT) --azurite-port $(AZURITE_PORT)
+	$(PY) -m devtools.host --port $(PORT) --prism-port $(PRISM_PORT) --azurite-port $(AZURITE_PORT) --note-address
 
 bench: setup
 	$(PY) -m bench
@@ -52,13 +52,13 @@ $(INFRA_VENV)/.installed: requirements-infra.txt
 # Prism and Twilio's OpenAPI spec, pinned by the committed lock file; never committed themselves.
 $(SANDBOX)/node_modules/.installed: $(SANDBOX)/package.json $(SANDBOX)/package-lock.json
 	@echo "Setting up the Twilio sandbox: Prism and Twilio's OpenAPI spec (about 150 MB, under a minute)..."
-	cd $(SANDBOX) && npm ci --no-audit --no-fund --silent
+	$(PYTHON) -m devtools.npm $(SANDBOX)
 	touch $@
 
 # Azurite (the Azure Storage emulator), pinned the same way.
 $(STORAGE_EMULATOR)/node_modules/.installed: $(STORAGE_EMULATOR)/package.json $(STORAGE_EMULATOR)/package-lock.json
 	@echo "Setting up the storage emulator: Azurite (about 350 MB, about a minute)..."
-	cd $(STORAGE_EMULATOR) && npm ci --no-audit --no-fund --silent
+	$(PYTHON) -m devtools.npm $(STORAGE_EMULATOR)
 	touch $@
 
 # Debian's headless Chromium, which renders the sandbox's page in the tests; installed as root when missing.

@@ -15,8 +15,8 @@ from bench.measure import paired_ratio, rounds
 from bench.process import running
 from bench.table import Row, Target
 from devtools.functions import ROOT
-from devtools.process_state import app_environ
-from devtools.standins import KeyVaultStandIn
+from testing.process_state import app_environ
+from testing.standins import KeyVaultStandIn
 
 IMPORT_RUNS = 31
 FIRST_CALL_RUNS = 9

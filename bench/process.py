@@ -8,8 +8,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TypeVar
 
-from devtools.process_state import app_environ, clear_caches
-from devtools.standins import StandIn
+from testing.process_state import app_environ, clear_caches
+from testing.standins import StandIn
 
 S = TypeVar("S", bound=StandIn)
 

@@ -12,7 +12,7 @@ from bench.measure import percentile, rounds
 from bench.process import app_settings, running
 from bench.request import handlers, serve
 from bench.table import Row, Target
-from devtools.standins import KeyVaultStandIn, TwilioStandIn
+from testing.standins import KeyVaultStandIn, TwilioStandIn
 
 WEBHOOKS = 1_000
 WEBHOOK_FUNCTIONS = ("voice_url", "sms_url")  # taking turns

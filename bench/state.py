@@ -16,7 +16,7 @@ from bench.process import app_settings, running
 from bench.request import WebRequest, handlers, serve
 from bench.table import Row
 from devtools.azurite import Azurite
-from devtools.standins import TwilioStandIn
+from testing.standins import TwilioStandIn
 
 CALLS = 200
 WARMUP = 20

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from twilio.request_validator import RequestValidator
 
 from bench.request import WebRequest
-from devtools.invoke import CALLER, TWILIO_NUMBER, sms_params, voice_params
+from devtools.sandbox.webhooks import CALLER, TWILIO_NUMBER, sms_params, voice_params
 
 PUBLIC_HOST = "https://myapp.azurewebsites.net"
 ACCOUNT_SID = "AC" + "5a1e" * 8

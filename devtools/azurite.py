@@ -6,13 +6,14 @@ in memory, for as long as Azurite runs. Pinned by the committed npm lock file.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools import processes
 from devtools.npm import npm_ci
+from devtools.ports import accepting, free_port
 
 EMULATOR_DIR = Path(__file__).resolve().parent / "storage-emulator"
 AZURITE_TABLE = EMULATOR_DIR / "node_modules/.bin/azurite-table"
@@ -49,8 +50,8 @@ class Azurite:
         """Start it and wait until it says it listens; it keeps nothing on disk and sends no telemetry."""
         install()
         if not self.port:
-            self.port = _free_port(self.host)
-        if _accepting(self.host, self.port):  # Azurite would say it started, then exit
+            self.port = free_port(self.host)
+        if accepting(self.host, self.port):  # Azurite would say it started, then exit
             raise RuntimeError(f"Port {self.port} is taken; is another Azurite running? (--azurite-port)")
         # A session of its own, as for Prism: a terminal's Ctrl+C reaches whoever started it, which stops it.
         self.process = subprocess.Popen(
@@ -81,34 +82,13 @@ class Azurite:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
 
 
 def connection_string(table_endpoint: str) -> str:
     """AzureWebJobsStorage for Azurite's account, naming the Table endpoint (the port may not be the default)."""
     account = f"AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY}"
     return f"DefaultEndpointsProtocol=http;{account};TableEndpoint={table_endpoint};"
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _accepting(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _read(process: subprocess.Popen[str], started: threading.Event, output: list[str]) -> None:

@@ -1,164 +1,40 @@
-"""A small local host for the function app, doing what `func start` does, on werkzeug.
-
-It indexes `function_app.app` as the Python worker does and serves every HTTP function at
-/<routePrefix>/<route> as the Functions host does in Azure: routes match whatever their case,
-a method the function does not declare is a 404, and the request and the answer cross over
-as they cross between the host and the worker. Like Core Tools, it does not ask for function
-keys. It answers only requests addressed to a loopback name (or a name it is given), so that
-a web page cannot drive it through DNS rebinding.
-"""
+"""`python -m devtools.host`, which `make run` runs: the function app served locally as `func start`
+serves it (devtools.wsgi), with the Twilio sandbox and the storage emulator beside it."""
 
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
-import azure.functions as func
-from azure.functions.http import HttpResponseConverter
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import make_server, select_address_family
-from werkzeug.wrappers import Request, Response
+from werkzeug.serving import make_server
 
 from devtools.azurite import Azurite
-from devtools.functions import ROOT, HttpFunction, http_functions, query_params, route_prefix
-from devtools.sandbox import Sandbox, has_credentials, use_sandbox_credentials
-from devtools.twilio_sim import LocalRoute
-from shared.errors import ApiError
-from shared.responses import error_response
+from devtools.functions import ROOT, route_prefix
+from devtools.ports import port_taken
+from devtools.sandbox.run import Sandbox, has_credentials, use_sandbox_credentials
+from devtools.sandbox.webhooks import LocalRoute
+from devtools.wsgi import LocalHost
 from shared.settings import LOCAL_HOST, STORAGE
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-
-logger = logging.getLogger(__name__)
+    from _typeshed.wsgi import WSGIApplication
 
 SANDBOX_ROUTE = "/_sandbox"
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-# A Host header: a name or a bracketed IPv6 address, then an optional port.
-_HOST_HEADER = re.compile(r"(?P<name>\[[^\]]*\]|[^:\[\]]*)(?::\d*)?")
-
-
-class LocalHost:
-    """The WSGI application: HTTP in, `func.HttpRequest` to the handler, `func.HttpResponse` back out.
-
-    `mounts` serve other WSGI applications under a path (the Twilio sandbox), behind the same
-    Host check. With `app_service_frontend`, the URL the app sees is rebuilt from the headers
-    App Service's front-end adds, as the host does there.
-    """
-
-    def __init__(
-        self,
-        app: func.FunctionApp,
-        prefix: str,
-        *,
-        mounts: Mapping[str, WSGIApplication] | None = None,
-        allowed_hosts: Iterable[str] = (),
-        app_service_frontend: bool = False,
-    ) -> None:
-        self.prefix = prefix
-        self.functions = http_functions(app)
-        self.routes: dict[str, list[HttpFunction]] = {}
-        for function in self.functions:
-            self.routes.setdefault(_route_key(function.path(prefix)), []).append(function)
-        self.allowed_hosts = LOOPBACK_NAMES | {name.strip("[]").lower() for name in allowed_hosts}
-        self.app_service_frontend = app_service_frontend
-        self._dispatch = DispatcherMiddleware(self._serve, dict(mounts or {}))
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        host = environ.get("HTTP_HOST", "")
-        if _host_name(host) not in self.allowed_hosts:
-            names = ", ".join(sorted(f"[{name}]" if ":" in name else name for name in self.allowed_hosts))
-            message = (
-                f"This host answers only requests addressed to {names}, not to {host!r}."
-                " Behind a tunnel, set PUBLIC_BASE_URL to the tunnel's URL."
-            )
-            return _answer(ApiError(421, "misdirected_request", message, target="Host"))(environ, start_response)
-        return self._dispatch(environ, start_response)
-
-    def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        return self._respond(Request(environ))(environ, start_response)
-
-    def _respond(self, request: Request) -> Response:
-        routed = self.routes.get(_route_key(request.path), [])
-        function = next((f for f in routed if request.method in f.methods), None)
-        if function is not None:
-            return invoke(function, request, app_service_frontend=self.app_service_frontend)
-        if not routed:
-            return _answer(ApiError(404, "not_found", f"No function answers {request.path}.", target="url"))
-        methods = ", ".join(dict.fromkeys(m for f in routed for m in f.methods))
-        message = f"{request.path} answers {methods} only, not {request.method}."
-        return _answer(ApiError(404, "not_found", message, target="method"))
-
-    def banner(self, base_url: str) -> str:
-        lines = ["Functions:", ""]
-        for f in self.functions:
-            lines.append(f"        {f.name}: [{','.join(f.methods)}] {base_url}{f.path(self.prefix)}")
-        return "\n".join(lines)
-
-
-def invoke(function: HttpFunction, request: Request, *, app_service_frontend: bool = False) -> Response:
-    req = worker_request(request, app_service_frontend=app_service_frontend)
-    try:
-        result = function.handler(req)
-    except Exception:
-        logger.exception("Executed 'Functions.%s' (Failed)", function.name)
-        return Response(status=500)
-    return _to_wsgi(result)
-
-
-def worker_request(request: Request, *, app_service_frontend: bool = False) -> func.HttpRequest:
-    """The request as the Functions host hands it to the worker: header names in lower case,
-    the query string parsed its way, and the URL with the path and query string as sent
-    (Twilio signs the exact URL)."""
-    headers = {name.lower(): value for name, value in request.headers.items()}
-    scheme, host = request.scheme, request.host
-    if app_service_frontend:
-        # App Service's front-end ends TLS and names the site in these headers; the host puts them back.
-        scheme = headers.get("x-forwarded-proto", scheme)
-        host = headers["host"] = headers.get("disguised-host", host)
-    target = request.environ.get("REQUEST_URI") or request.environ.get("RAW_URI")
-    return func.HttpRequest(
-        method=request.method,
-        url=f"{scheme}://{host}{target}" if target else request.url,
-        headers=headers,
-        params=query_params(request.query_string.decode("utf-8", errors="replace")),
-        body=request.get_data(),
-    )
-
-
-def _to_wsgi(result: func.HttpResponse) -> Response:
-    """The answer as the worker returns it to the host, through the library's own converter:
-    a charset is added to text/* types only, so JSON goes out as plain application/json."""
-    answer = HttpResponseConverter.encode(result, expected_type=None).value
-    headers = [(name, header.value) for name, header in answer["headers"].items()]
-    headers += [("Set-Cookie", m.OutputString()) for cookie in answer["cookies"] or () for m in cookie.values()]
-    return Response(answer["body"].value, status=int(answer["status_code"].value), headers=headers)
-
-
-def _answer(error: ApiError) -> Response:
-    return _to_wsgi(error_response(error))
-
-
-def _route_key(path: str) -> str:
-    """Routes match whatever their case, with or without a trailing slash, as in ASP.NET Core."""
-    return path.lower().rstrip("/")
-
-
-def _host_name(host: str) -> str | None:
-    match = _HOST_HEADER.fullmatch(host)
-    return match["name"].strip("[]").lower() if match else None
+DEFAULT_PORT = 7071
+# Where `make run` notes the address it serves the app on, for the invoker; git-ignored.
+ADDRESS_FILE = ROOT / ".run" / "address"
+LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def load_local_settings(path: Path = ROOT / "local.settings.json") -> None:
@@ -171,24 +47,10 @@ def load_local_settings(path: Path = ROOT / "local.settings.json") -> None:
         os.environ.setdefault(name, str(value))
 
 
-def port_taken(host: str, port: int) -> bool:
-    """Whether another program holds the port, probed by binding as a server does (so a port
-    left in TIME_WAIT by the last run counts as free)."""
-    with socket.socket(select_address_family(host, port), socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                return True
-            raise
-    return False
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the function app locally, as `func start` does.")
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (requests may name it)")
-    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--prism-port", type=int, default=4010, help="the Twilio sandbox's port")
     parser.add_argument(
         "--azurite-port", type=int, default=0, help="the storage emulator's (Azurite's) port; default: any free port"
@@ -198,8 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="build the URL the app sees from X-Forwarded-Proto and DISGUISED-HOST, as behind App Service's front-end",
     )
+    parser.add_argument(
+        "--note-address",
+        nargs="?",
+        const=ADDRESS_FILE,
+        type=Path,
+        metavar="FILE",
+        help=f"while serving, keep the app's address in FILE (default {ADDRESS_FILE.relative_to(ROOT)}), where the"
+        " invoker looks for it",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    _log_to(sys.stderr)
     load_local_settings()
     os.environ[LOCAL_HOST] = "1"  # the app's answers may then name the local tools
 
@@ -216,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     if hasattr(signal, "SIGHUP"):  # not on Windows
         signal.signal(signal.SIGHUP, _stop)
-    # The stand-in sends the app's webhooks here, even those addressed to PUBLIC_BASE_URL.
+    # The sandbox sends the app's webhooks here, even those addressed to PUBLIC_BASE_URL.
     route = LocalRoute.from_environ(f"http://{args.host}:{args.port}", os.environ)
     twilio = Sandbox(args.host, args.prism_port, route) if sandbox else None
     try:
@@ -233,19 +104,36 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _port_clash(args: argparse.Namespace, *, sandbox: bool, azurite: bool) -> str | None:
-    """Checked before anything starts, so that a clash leaves nothing running."""
+    """Checked before anything starts, so that a clash leaves nothing running; every taken port
+    is named at once, with a free one to move it to."""
     ports = [(args.host, args.port, "the app", "PORT", "--port")]
     if sandbox:
         ports.append((args.host, args.prism_port, "the Twilio sandbox", "PRISM_PORT", "--prism-port"))
     if azurite and args.azurite_port:
         ports.append((Azurite.host, args.azurite_port, "the storage emulator", "AZURITE_PORT", "--azurite-port"))
-    for host, port, role, variable, option in ports:
-        if port_taken(host, port):
-            return (
-                f"Port {port} ({role}) is already in use, so nothing was started;"
-                f" pick another: make run {variable}={port + 1} (or {option} {port + 1})."
-            )
-    return None
+    taken = [entry for entry in ports if port_taken(entry[0], entry[1])]
+    if not taken:
+        return None
+    avoided = {port for _, port, *_ in ports}
+    variables, options = [], []
+    for host, port, _, variable, option in taken:
+        free = _free_above(host, port, avoided)
+        avoided.add(free)
+        variables.append(f"{variable}={free}")
+        options.append(f"{option} {free}")
+    named = ", ".join(f"{port} ({role})" for _, port, role, *_ in taken)
+    moves = f"make run {' '.join(variables)} (or {' '.join(options)})."
+    if len(taken) == 1:
+        return f"Port {named} is already in use, so nothing was started; pick another: {moves}"
+    return f"Ports {named} are already in use, so nothing was started; pick others: {moves}"
+
+
+def _free_above(host: str, port: int, avoided: set[int]) -> int:
+    """The first port above `port` that nothing holds and no other part of the app is to take."""
+    candidate = port + 1
+    while candidate in avoided or port_taken(host, candidate):
+        candidate += 1
+    return candidate
 
 
 def _storage_configured(environ: Mapping[str, str]) -> bool:
@@ -288,7 +176,7 @@ def _serve(args: argparse.Namespace, twilio: Sandbox | None) -> int:
         except (RuntimeError, subprocess.SubprocessError) as error:
             print(f"The Twilio sandbox did not start: {error}", file=sys.stderr)
             return 1
-        mounts[SANDBOX_ROUTE] = twilio.gateway
+        mounts[SANDBOX_ROUTE] = twilio.pass_through
         print(f"Twilio sandbox: {prism.url} (the app's Twilio REST calls go there, through a pass-through)")
         print(f"Calls and texts as they play out: http://{args.host}:{args.port}{SANDBOX_ROUTE}/")
         if use_sandbox_credentials(os.environ):
@@ -306,13 +194,41 @@ def _serve(args: argparse.Namespace, twilio: Sandbox | None) -> int:
         app_service_frontend=args.app_service_frontend,
     )
     server = make_server(args.host, args.port, host, threaded=True)
-    banner = host.banner(f"http://{args.host}:{server.port}")
-    print(banner, "\n\nFor detailed output, see the log lines below. Press Ctrl+C to stop.", flush=True)
+    address = f"http://{args.host}:{server.port}"
+    print(host.banner(address), "\n\nFor detailed output, see the log lines below. Press Ctrl+C to stop.", flush=True)
+    if args.note_address is not None:
+        _note_address(args.note_address, address)
     try:
         server.serve_forever()
     finally:
         server.server_close()
+        if args.note_address is not None:
+            _forget_address(args.note_address, address)
     return 0
+
+
+def _note_address(path: Path, address: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(address + "\n", encoding="utf-8")
+
+
+def _forget_address(path: Path, address: str) -> None:
+    """Remove the address, unless a host started since has noted its own."""
+    if path.exists() and path.read_text(encoding="utf-8").strip() == address:
+        path.unlink()
+
+
+def _log_to(stream: TextIO) -> None:
+    """Log to `stream`, in colour only on a terminal: werkzeug colours its request lines whatever
+    the stream, and a log file or a pipe would keep the escape codes."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT) if stream.isatty() else _Plain(LOG_FORMAT))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
+class _Plain(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return _COLOUR.sub("", super().format(record))
 
 
 def _stop(signum: int, frame: object) -> None:

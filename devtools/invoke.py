@@ -5,8 +5,9 @@ python -m devtools.invoke sms_url --body "Hi"       # a text arriving (the sandb
 python -m devtools.invoke call_status --status completed
 python -m devtools.invoke call [--sid CA...]        # replay a sandbox call's voice_url (the last one by default)
 
-With PUBLIC_BASE_URL set (a tunnel), a webhook is signed for the URL the app checks, under
-PUBLIC_BASE_URL, and sent to --base-url, where the app listens.
+It sends to the app where `make run` serves it (the address noted in .run/address), else to
+http://127.0.0.1:7071; --base-url names another. With PUBLIC_BASE_URL set (a tunnel), a webhook
+is signed for the URL the app checks, under PUBLIC_BASE_URL, and sent to where the app listens.
 """
 
 from __future__ import annotations
@@ -16,52 +17,16 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 import requests
 
-from devtools.host import SANDBOX_ROUTE, load_local_settings
-from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
-from devtools.twilio_sim import API_VERSION, CALLER, TWILIO_NUMBER, LocalRoute, send_signed, sid, voice_params
+from devtools.functions import ROOT
+from devtools.host import ADDRESS_FILE, DEFAULT_PORT, SANDBOX_ROUTE, load_local_settings
+from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
+from devtools.sandbox.webhooks import LocalRoute, send_signed, sms_params, status_params, voice_params
 
-__all__ = [
-    "CALLER",
-    "TWILIO_NUMBER",
-    "deliver_text",
-    "main",
-    "replay_call",
-    "send_signed",
-    "sms_params",
-    "status_params",
-    "voice_params",
-]
-
-
-def sms_params(account_sid: str, body: str, *, sender: str = CALLER, to: str = TWILIO_NUMBER) -> dict[str, str]:
-    message_sid = sid("SM")
-    return {
-        "AccountSid": account_sid,
-        "ApiVersion": API_VERSION,
-        "Body": body,
-        "From": sender,
-        "MessageSid": message_sid,
-        "MessagingServiceSid": "",
-        "NumMedia": "0",
-        "NumSegments": "1",
-        "SmsMessageSid": message_sid,
-        "SmsSid": message_sid,
-        "SmsStatus": "received",
-        "To": to,
-    }
-
-
-def status_params(account_sid: str, status: str, *, call_sid: str | None = None) -> dict[str, str]:
-    params = voice_params(
-        account_sid, call_sid=call_sid, caller=TWILIO_NUMBER, called=CALLER, direction="outbound-api", status=status
-    )
-    params.update({"CallDuration": "7" if status == "completed" else "0", "SequenceNumber": "0"})
-    if status == "failed":
-        params.update({"ErrorCode": "32009", "SipResponseCode": "500"})
-    return params
+DEFAULT_BASE_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
 def replay_call(route: LocalRoute, account_sid: str, auth_token: str, call_sid: str | None = None) -> requests.Response:
@@ -102,7 +67,18 @@ def deliver_text(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Send a signed Twilio webhook to the app.")
     parser.add_argument("function", help="voice_url, sms_url, call_status, any later webhook, or 'call'")
-    parser.add_argument("--base-url", default="http://127.0.0.1:7071")
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"where the app listens (default: where `make run` serves it, else {DEFAULT_BASE_URL})",
+    )
+    parser.add_argument(
+        "--address-file",
+        type=Path,
+        default=ADDRESS_FILE,
+        metavar="FILE",
+        help=f"where `make run` notes its address (default {ADDRESS_FILE.relative_to(ROOT)})",
+    )
     parser.add_argument("--kind", choices=["voice", "sms", "status"], help="payload for a webhook not named above")
     parser.add_argument("--method", choices=["POST", "GET"], default="POST")
     parser.add_argument("--body", default="Hello from the invoker", help="the text of an incoming SMS")
@@ -112,15 +88,19 @@ def main(argv: list[str] | None = None) -> int:
         "--param", action="append", type=_param, default=[], metavar="NAME=VALUE", help="add or override a parameter"
     )
     args = parser.parse_args(argv)
+    base_url = args.base_url or _noted_address(args.address_file) or DEFAULT_BASE_URL
 
     load_local_settings()
     account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or SANDBOX_ACCOUNT_SID
     auth_token = os.environ.get("TWILIO_AUTH_TOKEN") or SANDBOX_AUTH_TOKEN
-    route = LocalRoute.from_environ(args.base_url, os.environ)
+    route = LocalRoute.from_environ(base_url, os.environ)
     try:
         response = _send(args, route, account_sid, auth_token)
     except requests.ConnectionError:
-        print(f"Nothing answers at {args.base_url}: start the app with `make run`.", file=sys.stderr)
+        print(
+            f"Nothing answers at {base_url}: start the app with `make run`, or name it with --base-url.",
+            file=sys.stderr,
+        )
         return 2
     print(f"HTTP {response.status_code} {response.headers.get('Content-Type', '')}")
     print(
@@ -129,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         else json.dumps(response.json(), indent=2)
     )
     return 0 if response.ok else 1
+
+
+def _noted_address(path: Path) -> str | None:
+    """The address `make run` noted, if it runs."""
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def _param(text: str) -> tuple[str, str]:

@@ -36,6 +36,40 @@ class ConfigurationError(ApiError):
         super().__init__(503, "configuration_error", f"Setting {name} {message}.", target=name)
 
 
+# The name of every app setting the app reads. Settings.from_environ reads all but the last four:
+# `credentials` and `identity` read the Twilio credentials and AZURE_CLIENT_ID where they need them, and
+# `webhooks` reads LOCAL_HOST, which only the local host sets. The tests clear each of these
+# between tests (testing.process_state), so a new setting is named here too.
+SETTING_NAMES = (
+    "KEY_VAULT_URL",
+    "TWILIO_ACCOUNT_SID_SECRET",
+    "TWILIO_AUTH_TOKEN_SECRET",
+    "TWILIO_FROM_NUMBER",
+    "VOICE_MESSAGE",
+    "SMS_REPLY",
+    "PUBLIC_BASE_URL",
+    "WEBSITE_HOSTNAME",
+    "TWILIO_API_BASE_URL",
+    "TWILIO_HTTP_TIMEOUT",
+    "ALLOWED_DESTINATIONS",
+    "ALLOW_PREMIUM_DESTINATIONS",
+    "TRUST_FORWARDED_HEADERS",
+    "SECRET_CACHE_TTL",
+    "PREFETCH_SECRETS",
+    STORAGE,
+    f"{STORAGE}__accountName",
+    f"{STORAGE}__tableServiceUri",
+    f"{STORAGE}__clientId",
+    "DESTINATION_HOURLY_LIMIT",
+    "DAILY_LIMIT",
+    "LIMITS_FAIL_OPEN",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "AZURE_CLIENT_ID",
+    LOCAL_HOST,
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     key_vault_url: str | None = None

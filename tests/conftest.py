@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.azurite import Azurite
-from devtools.process_state import clear_caches, is_setting
-from devtools.sandbox import Prism
-from devtools.standins import KeyVaultStandIn, TwilioStandIn
-from tests.servers import free_port
+from devtools.ports import free_port
+from devtools.sandbox.prism import Prism
+from testing.process_state import clear_caches, is_setting
+from testing.standins import KeyVaultStandIn, TwilioStandIn
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
 
 

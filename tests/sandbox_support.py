@@ -21,9 +21,11 @@ import requests
 from werkzeug.wrappers import Request, Response
 
 import function_app
-from devtools.host import SANDBOX_ROUTE, LocalHost
-from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Sandbox
-from tests.servers import free_port, serving
+from devtools.host import SANDBOX_ROUTE
+from devtools.ports import free_port
+from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Sandbox
+from devtools.wsgi import LocalHost
+from tests.servers import serving
 from tests.support import eventually
 
 if TYPE_CHECKING:
@@ -59,7 +61,7 @@ def app_with_sandbox(
 ) -> Iterator[str]:
     """The app as `make run` serves it: functions under /api, the sandbox under /_sandbox."""
     host = LocalHost(
-        function_app.app, "api", mounts={SANDBOX_ROUTE: running.sandbox.gateway}, allowed_hosts=allowed_hosts
+        function_app.app, "api", mounts={SANDBOX_ROUTE: running.sandbox.pass_through}, allowed_hosts=allowed_hosts
     )
     env.setenv("TWILIO_API_BASE_URL", running.api)
     env.setenv("TWILIO_ACCOUNT_SID", SANDBOX_ACCOUNT_SID)
@@ -68,16 +70,16 @@ def app_with_sandbox(
         yield url
 
 
-def record(base_url: str, kind: str, sid: str) -> dict[str, Any]:
-    """The sandbox's record of a call or a text: GET /_sandbox/calls/<sid> or /_sandbox/messages/<sid>."""
+def view(base_url: str, kind: str, sid: str) -> dict[str, Any]:
+    """The sandbox's view of a call or a text: GET /_sandbox/calls/<sid> or /_sandbox/messages/<sid>."""
     answer: dict[str, Any] = requests.get(f"{base_url}{SANDBOX_ROUTE}/{kind}/{sid}", timeout=10).json()
     return answer
 
 
 def settled(base_url: str, kind: str, sid: str) -> dict[str, Any]:
-    """The record once the call or text has reached its final status."""
-    assert eventually(lambda: record(base_url, kind, sid)["status"] in FINAL)
-    return record(base_url, kind, sid)
+    """The view once the call or text has reached its final status."""
+    assert eventually(lambda: view(base_url, kind, sid)["status"] in FINAL)
+    return view(base_url, kind, sid)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Loopback ports for a test: one serving a WSGI app from the project, a free one, one that refuses
-connections, and one whose connections time out."""
+"""Loopback ports for a test: one serving a WSGI app from the project, one that refuses connections,
+and one whose connections time out."""
 
 from __future__ import annotations
 
@@ -23,13 +23,6 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -17,8 +17,9 @@ import pytest
 from azure.data.tables import TableClient, TableServiceClient
 
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
-from devtools.standins import Received, StandIn, TwilioStandIn
-from tests.servers import free_port, serving
+from devtools.ports import free_port
+from testing.standins import Received, StandIn, TwilioStandIn
+from tests.servers import serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, invoke
 
 CALL = {"to": "+15558675310", "message": "Your table is ready"}

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-from devtools.standins import Fault, KeyVaultStandIn
 from shared import credentials
 from shared.credentials import RETRY_AFTER_FAILURE, CredentialStore, TwilioCredentials
 from shared.errors import ApiError
+from testing.standins import Fault, KeyVaultStandIn
 from tests.support import Clock
 
 UNAVAILABLE = ApiError(503, "credentials_unavailable", "Key Vault could not be reached.")

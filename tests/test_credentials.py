@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from devtools.standins import Fault, KeyVaultStandIn
 from shared import credentials
 from shared.credentials import (
     REMEMBER_FAILURE,
@@ -19,6 +18,7 @@ from shared.credentials import (
 )
 from shared.errors import ApiError
 from shared.settings import get_settings
+from testing.standins import Fault, KeyVaultStandIn
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, Clock, eventually, fixture, signed_post
 
 DOWN = Fault(status=503, body={"error": {"code": "ServiceUnavailable"}})

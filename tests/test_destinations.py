@@ -8,7 +8,7 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberType
 
-from devtools.twilio_sim import OUTCOMES
+from devtools.sandbox.playout import OUTCOMES
 from shared.destinations import check_destination
 from shared.errors import ApiError
 from shared.settings import Settings

@@ -18,6 +18,7 @@ ARTEFACTS = (
     ".venv-infra/bin/checkov",
     ".azure/dev/.env",
     "local.settings.json",
+    ".run/address",
     "shared/__pycache__/settings.cpython-311.pyc",
     "devtools/twilio-sandbox/node_modules/.bin/prism",
     ".pytest_cache/v/cache/nodeids",

@@ -3,16 +3,19 @@ what a function receives and answers, the Host check, and `python -m devtools.ho
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
 import os
+import pty
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -27,20 +30,24 @@ from twilio.request_validator import RequestValidator
 
 import function_app
 from devtools.azurite import connection_string
-from devtools.host import LocalHost, _storage_configured, load_local_settings
+from devtools.host import _storage_configured, load_local_settings
 from devtools.invoke import main as invoke_main
-from devtools.invoke import send_signed, sms_params, status_params, voice_params
-from devtools.process_state import without_settings
-from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FROM_NUMBER, SandboxGateway
-from devtools.standins import TwilioStandIn
+from devtools.ports import accepting, free_port, port_taken
+from devtools.sandbox.prism import PassThrough
+from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FROM_NUMBER
+from devtools.sandbox.webhooks import send_signed, sms_params, status_params, voice_params
+from devtools.wsgi import LocalHost
 from shared.settings import STORAGE
-from tests.servers import free_port, serving
-from tests.support import ACCOUNT_SID, AUTH_TOKEN
+from testing.process_state import without_settings
+from testing.standins import TwilioStandIn
+from tests.servers import serving
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = "mysite.azurewebsites.net"
 # A store named, so that `python -m devtools.host` starts no storage emulator where a test needs none.
 NO_EMULATOR = {STORAGE: connection_string("http://127.0.0.1:9/devstoreaccount1")}
+REAL_TWILIO = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 
 echo_app = func.FunctionApp()
 
@@ -216,7 +223,7 @@ def test_host_answers_421_to_a_foreign_host_name(host: str, twilio: TwilioStandI
 
 
 def test_host_guards_the_sandbox_too() -> None:
-    app = LocalHost(echo_app, "api", mounts={"/_sandbox": SandboxGateway(f"http://127.0.0.1:{free_port()}")})
+    app = LocalHost(echo_app, "api", mounts={"/_sandbox": PassThrough(f"http://127.0.0.1:{free_port()}")})
     with serving(app) as url:
         response = requests.get(f"{url}/_sandbox/calls", headers={"Host": "rebound.example"}, timeout=10)
 
@@ -341,11 +348,8 @@ def test_a_taken_app_port_starts_nothing() -> None:
         code, output = run_host("--port", str(port), "--prism-port", str(prism_port))
 
     assert code == 1
-    assert output.splitlines() == [
-        f"Port {port} (the app) is already in use, so nothing was started;"
-        f" pick another: make run PORT={port + 1} (or --port {port + 1})."
-    ]
-    assert not listening(prism_port)
+    assert moved_to(output, f"Port {port} (the app) is", "PORT", "--port") > [port]
+    assert not accepting("127.0.0.1", prism_port)
 
 
 def test_a_taken_sandbox_port_starts_nothing() -> None:
@@ -353,16 +357,26 @@ def test_a_taken_sandbox_port_starts_nothing() -> None:
         code, output = run_host("--port", str(free_port()), "--prism-port", str(prism_port))
 
     assert code == 1
-    assert output.splitlines() == [
-        f"Port {prism_port} (the Twilio sandbox) is already in use, so nothing was started;"
-        f" pick another: make run PRISM_PORT={prism_port + 1} (or --prism-port {prism_port + 1})."
-    ]
+    assert moved_to(output, f"Port {prism_port} (the Twilio sandbox) is", "PRISM_PORT", "--prism-port") > [prism_port]
+
+
+def test_every_taken_port_is_named_in_one_line_with_free_ones_to_pick() -> None:
+    with _taken_port() as port, _taken_port() as prism_port, _taken_port() as azurite_port:
+        ports = ("--port", str(port), "--prism-port", str(prism_port), "--azurite-port", str(azurite_port))
+        code, output = run_host(*ports)
+        named = f"Ports {port} (the app), {prism_port} (the Twilio sandbox), {azurite_port} (the storage emulator) are"
+        picked = moved_to(
+            output, named, "PORT", "--port", "PRISM_PORT", "--prism-port", "AZURITE_PORT", "--azurite-port"
+        )
+
+    assert code == 1
+    assert not any(port_taken("127.0.0.1", free) for free in picked)
+    assert len({port, prism_port, azurite_port, *picked}) == 6
 
 
 def test_the_host_answers_the_public_base_url_name_behind_a_tunnel() -> None:
     port = free_port()
-    real_twilio = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
-    process = start_host("--port", str(port), environ={**real_twilio, "PUBLIC_BASE_URL": "https://abc.tunnel.example"})
+    process = start_host("--port", str(port), environ={**REAL_TWILIO, "PUBLIC_BASE_URL": "https://abc.tunnel.example"})
     try:
         assert wait_until_up(port, process)
         response = requests.get(f"http://127.0.0.1:{port}/api/none", headers={"Host": "abc.tunnel.example"}, timeout=10)
@@ -391,8 +405,7 @@ def test_an_unsigned_webhook_on_make_run_is_told_of_the_invoker() -> None:
 
 def test_the_host_answers_requests_addressed_to_its_host_option() -> None:
     address, port = "127.0.0.2", free_port()
-    real_twilio = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
-    process = start_host("--host", address, "--port", str(port), environ={**real_twilio, **NO_EMULATOR})
+    process = start_host("--host", address, "--port", str(port), environ={**REAL_TWILIO, **NO_EMULATOR})
     try:
         assert wait_until_up(port, process, host=address)
         response = requests.get(f"http://{address}:{port}/api/none", timeout=10)
@@ -461,7 +474,90 @@ def test_make_run_serves_on_the_documented_ports(overrides: list[str], ports: tu
     planned = make_plan("run", *overrides)
 
     app, prism, azurite = ports
-    assert f".venv/bin/python -m devtools.host --port {app} --prism-port {prism} --azurite-port {azurite}" in planned
+    assert (
+        f".venv/bin/python -m devtools.host --port {app} --prism-port {prism} --azurite-port {azurite} --note-address"
+        in planned
+    )
+
+
+def test_the_invoker_sends_to_the_address_make_run_noted(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    noted, port = tmp_path / "address", free_port()
+    settings = {**REAL_TWILIO, **NO_EMULATOR, "VOICE_MESSAGE": "Found where make run said"}
+    process = start_host("--port", str(port), "--note-address", str(noted), environ=settings)
+    try:
+        assert wait_until_up(port, process)
+        assert eventually(noted.exists)
+        env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        code = invoke_main(["voice_url", "--address-file", str(noted)])
+    finally:
+        stop_host(process)
+
+    assert code == 0
+    assert "<Say>Found where make run said</Say>" in capsys.readouterr().out
+
+
+def test_the_noted_address_goes_when_the_host_stops(tmp_path: Path) -> None:
+    noted, port = tmp_path / "address", free_port()
+    process = start_host("--port", str(port), "--note-address", str(noted), environ={**REAL_TWILIO, **NO_EMULATOR})
+    try:
+        assert wait_until_up(port, process)
+        assert eventually(noted.exists)
+        assert noted.read_text(encoding="utf-8") == f"http://127.0.0.1:{port}\n"
+    finally:
+        stop_host(process)
+
+    assert not noted.exists()
+
+
+def test_the_invokers_help_says_where_it_sends_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        invoke_main(["--help"])
+
+    described = " ".join(capsys.readouterr().out.split())
+    assert "--base-url URL where the app listens (default: where `make run` serves it, else http://127.0.0.1:7071)" in (
+        described
+    )
+
+
+def test_the_log_holds_no_colour_codes_when_it_is_not_a_terminal() -> None:
+    port = free_port()
+    process = start_host("--port", str(port), environ={**REAL_TWILIO, **NO_EMULATOR})
+    try:
+        assert wait_until_up(port, process)
+        requests.get(f"http://127.0.0.1:{port}/api/none", timeout=10)  # a 404, which werkzeug colours
+    finally:
+        output = stop_host(process)
+
+    assert '"GET /api/none HTTP/1.1" 404' in output
+    assert "\x1b[" not in output
+
+
+def test_the_log_is_in_colour_on_a_terminal() -> None:
+    port = free_port()
+    terminal, host_side = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.host", "--port", str(port)],
+        cwd=ROOT,
+        env={**without_settings(os.environ), **REAL_TWILIO, **NO_EMULATOR},
+        stdout=host_side,
+        stderr=host_side,
+    )
+    os.close(host_side)
+    shown: list[bytes] = []
+    reader = threading.Thread(target=_read_terminal, args=(terminal, shown), daemon=True)
+    reader.start()
+    try:
+        assert wait_until_up(port, process)
+        requests.get(f"http://127.0.0.1:{port}/api/none", timeout=10)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        reader.join(timeout=30)
+        os.close(terminal)
+
+    assert b"\x1b[33mGET /api/none HTTP/1.1\x1b[0m" in b"".join(shown)
 
 
 # Each set-up: its stamp, the file whose change makes it due, and the command that takes the time.
@@ -471,12 +567,12 @@ SET_UPS = {
     "the Twilio sandbox": (
         "devtools/twilio-sandbox/node_modules/.installed",
         "devtools/twilio-sandbox/package-lock.json",
-        "npm ci",
+        "-m devtools.npm",
     ),
     "the storage emulator": (
         "devtools/storage-emulator/node_modules/.installed",
         "devtools/storage-emulator/package-lock.json",
-        "npm ci",
+        "-m devtools.npm",
     ),
 }
 
@@ -507,12 +603,12 @@ def test_prism_stops_with_the_host(stop_signal: signal.Signals) -> None:
     process = start_host("--port", str(port), "--prism-port", str(prism_port))
     try:
         assert wait_until_up(port, process)
-        assert listening(prism_port)
+        assert accepting("127.0.0.1", prism_port)
     finally:
         stop_host(process, stop_signal)
 
     assert process.returncode == 0
-    assert not listening(prism_port)
+    assert not accepting("127.0.0.1", prism_port)
 
 
 def start_host(*args: str, environ: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
@@ -539,21 +635,13 @@ def stop_host(process: subprocess.Popen[str], stop_signal: signal.Signals = sign
     return output
 
 
-def wait_until_up(port: int, process: subprocess.Popen[str], timeout: float = 180, host: str = "127.0.0.1") -> bool:
+def wait_until_up(port: int, process: subprocess.Popen[Any], timeout: float = 180, host: str = "127.0.0.1") -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
-        if listening(port, host):
+        if accepting(host, port):
             return True
         time.sleep(0.2)
     return False
-
-
-def listening(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def make_plan(*args: str) -> list[str]:
@@ -574,6 +662,27 @@ def run_host(*args: str, environ: Mapping[str, str] | None = None) -> tuple[int,
     finally:
         output = stop_host(process)
     return process.returncode, output
+
+
+def moved_to(output: str, named: str, *variables_and_options: str) -> list[int]:
+    """The free ports suggested by the one line the host prints when the ports `named` are taken:
+    make run VARIABLE=port ... (or --option port ...)."""
+    variables, options = variables_and_options[::2], variables_and_options[1::2]
+    moves = " ".join(rf"{variable}=(\d+)" for variable in variables)
+    same = " ".join(rf"{option} \{number}" for number, option in enumerate(options, 1))
+    pick = "another" if len(variables) == 1 else "others"
+    said = rf"{re.escape(named)} already in use, so nothing was started; pick {pick}: make run {moves} \(or {same}\)\."
+    (line,) = output.splitlines()
+    match = re.fullmatch(said, line)
+    assert match is not None, line
+    return [int(number) for number in match.groups()]
+
+
+def _read_terminal(terminal: int, shown: list[bytes]) -> None:
+    """What a terminal shows of the host's output, until the host has closed it."""
+    with contextlib.suppress(OSError):  # EIO once the host has exited
+        while chunk := os.read(terminal, 4096):
+            shown.append(chunk)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devtools.standins import TwilioStandIn
+from testing.standins import TwilioStandIn
 from tests.support import PUBLIC_HOST, body_json, error_of, fixture, function_url, invoke, signed_post
 
 ALLOWED = {201, 400, 403, 413, 415}

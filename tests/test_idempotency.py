@@ -18,11 +18,13 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from devtools.azurite import Azurite
-from devtools.process_state import clear_caches
-from devtools.standins import Fault, Received, StandIn, TwilioStandIn, twilio_error
+from devtools.ports import free_port
+from devtools.sandbox.answers import twilio_error
 from shared import idempotency
 from shared.outbound import Call
-from tests.servers import free_port, unaccepting_port
+from testing.process_state import clear_caches
+from testing.standins import Fault, Received, StandIn, TwilioStandIn
+from tests.servers import unaccepting_port
 from tests.state_support import (
     CALL,
     SMS,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.standins import KeyVaultStandIn
 from shared import credentials
+from testing.standins import KeyVaultStandIn
 
 CLIENT_ID = "00000000-0000-0000-0000-0000000000c2"
 

@@ -16,14 +16,13 @@ import requests
 from azure.data.tables import TableServiceClient
 
 from devtools.azurite import EMULATOR_DIR, Azurite
-from devtools.standins import TwilioStandIn
-from tests.servers import free_port
+from devtools.ports import accepting, free_port
+from testing.standins import TwilioStandIn
 from tests.state_support import HeldTwilio
-from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually
-from tests.test_host import ROOT, _taken_port, listening, run_host, start_host, stop_host, wait_until_up
+from tests.support import eventually
+from tests.test_host import REAL_TWILIO, ROOT, _taken_port, moved_to, run_host, start_host, stop_host, wait_until_up
 
 HOURLY_LIMIT = 3
-REAL_TWILIO = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 
 
 @contextmanager
@@ -157,12 +156,12 @@ def test_the_storage_emulator_stops_with_the_host() -> None:
     process = start_host("--port", str(port), "--azurite-port", str(azurite_port), environ=REAL_TWILIO)
     try:
         assert wait_until_up(port, process)
-        assert listening(azurite_port)
+        assert accepting("127.0.0.1", azurite_port)
     finally:
         output = stop_host(process)
 
     assert process.returncode == 0
-    assert not listening(azurite_port)
+    assert not accepting("127.0.0.1", azurite_port)
     assert f"Storage emulator: http://127.0.0.1:{azurite_port}/devstoreaccount1" in output
 
 
@@ -208,10 +207,8 @@ def test_a_taken_storage_emulator_port_starts_nothing() -> None:
         code, output = run_host("--port", str(free_port()), "--azurite-port", str(azurite_port), environ=REAL_TWILIO)
 
     assert code == 1
-    assert output.splitlines() == [
-        f"Port {azurite_port} (the storage emulator) is already in use, so nothing was started;"
-        f" pick another: make run AZURITE_PORT={azurite_port + 1} (or --azurite-port {azurite_port + 1})."
-    ]
+    named = f"Port {azurite_port} (the storage emulator) is"
+    assert moved_to(output, named, "AZURITE_PORT", "--azurite-port") > [azurite_port]
 
 
 def test_the_storage_emulator_keeps_its_tables_in_memory_only() -> None:

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from devtools.standins import Fault, KeyVaultStandIn
 from shared import credentials
+from testing.standins import Fault, KeyVaultStandIn
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, error_of, fixture, post_json, signed_post
 
 THROTTLED = Fault(status=429, body={"error": {"code": "Throttled"}}, headers={"Retry-After": "0"})

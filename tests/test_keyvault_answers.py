@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 
-from devtools.standins import Fault, KeyVaultStandIn
+from devtools.ports import free_port
 from shared import keyvault
 from shared.errors import ApiError
+from testing.standins import Fault, KeyVaultStandIn
 
 NAMES = ("twilio-account-sid", "twilio-auth-token")
 
@@ -84,9 +84,7 @@ def test_a_vault_that_stays_down_answers_with_its_last_status(vault: KeyVaultSta
 @pytest.fixture
 def unreachable_vault(vault: KeyVaultStandIn, env: pytest.MonkeyPatch) -> str:
     """KEY_VAULT_URL names a loopback port where nothing listens."""
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        url = f"https://127.0.0.1:{closed.getsockname()[1]}"
+    url = f"https://127.0.0.1:{free_port()}"
     env.setenv("KEY_VAULT_URL", url)
     return url
 

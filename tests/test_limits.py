@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devtools.azurite import ACCOUNT_NAME, Azurite
-from devtools.standins import Fault, Received, StandIn, TwilioStandIn, twilio_error
+from devtools.sandbox.answers import twilio_error
 from shared.limits import _Counter, _counters, _exceeded
 from shared.settings import Settings
+from testing.standins import Fault, Received, StandIn, TwilioStandIn
 from tests.state_support import (
     CALL,
     SMS,

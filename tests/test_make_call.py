@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from devtools.azurite import Azurite
-from devtools.standins import TwilioStandIn
+from testing.standins import TwilioStandIn
 from tests.state_support import CALL, keyed
 from tests.support import (
     ACCOUNT_SID,

@@ -1,5 +1,5 @@
 """The Twilio sandbox as `make run` wires it: the app's Twilio requests checked by Prism against
-Twilio's own OpenAPI description, then answered and played out by the stand-in."""
+Twilio's own OpenAPI description, then answered and played out by the sandbox's REST API."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ import requests
 from werkzeug.wrappers import Request, Response
 
 from devtools.invoke import replay_call
-from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Prism, SandboxGateway
-from devtools.twilio_sim import LocalRoute
-from tests.sandbox_support import RunningSandbox, app_with_sandbox, record, running_sandbox, settled
-from tests.servers import free_port, serving
+from devtools.ports import accepting, free_port
+from devtools.sandbox.prism import PassThrough, Prism
+from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
+from devtools.sandbox.webhooks import LocalRoute
+from tests.sandbox_support import RunningSandbox, app_with_sandbox, running_sandbox, settled, view
+from tests.servers import serving
 from tests.support import error_of, eventually, post_json
-from tests.test_host import NO_EMULATOR, listening, start_host, stop_host, wait_until_up
+from tests.test_host import NO_EMULATOR, start_host, stop_host, wait_until_up
 
 CALL = {"to": "+15558675310", "from": "+15017122661", "message": "Hello from Azure"}
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -50,12 +52,12 @@ def place_call(host: str, **fields: str) -> requests.Response:
 
 
 def test_prism_accepts_the_call_the_app_places(host: str, sandbox: RunningSandbox) -> None:
-    before = sandbox.sandbox.gateway.forwarded
+    before = sandbox.sandbox.pass_through.forwarded
     response = place_call(host, voice="alice", language="en-US")
 
     assert response.status_code == 201
     assert re.fullmatch(r"CA[0-9a-f]{32}", response.json()["sid"])
-    assert sandbox.sandbox.gateway.forwarded == before + 1
+    assert sandbox.sandbox.pass_through.forwarded == before + 1
 
 
 def test_prism_accepts_the_message_the_app_sends(host: str) -> None:
@@ -76,15 +78,15 @@ def test_prism_refuses_what_twilio_would_refuse(host: str, env: pytest.MonkeyPat
 
 
 def test_what_prism_refuses_never_reaches_the_stand_in(sandbox: RunningSandbox) -> None:
-    calls = len(sandbox.sandbox.sim.calls)
+    calls = len(sandbox.sandbox.resources.calls)
     response = sandbox.rest("POST", "Calls.json", data={"From": "+15017122661", "Url": "http://127.0.0.1:9/"})
 
     assert response.status_code == 422
-    assert len(sandbox.sandbox.sim.calls) == calls
+    assert len(sandbox.sandbox.resources.calls) == calls
 
 
 def test_prism_refuses_a_request_without_credentials(sandbox: RunningSandbox) -> None:
-    calls = len(sandbox.sandbox.sim.calls)
+    calls = len(sandbox.sandbox.resources.calls)
     response = requests.post(
         f"{sandbox.api}/2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}/Calls.json",
         data={"To": "+15558675310", "From": "+15017122661", "Url": "http://127.0.0.1:9/"},
@@ -92,7 +94,7 @@ def test_prism_refuses_a_request_without_credentials(sandbox: RunningSandbox) ->
     )
 
     assert response.status_code == 401
-    assert len(sandbox.sandbox.sim.calls) == calls
+    assert len(sandbox.sandbox.resources.calls) == calls
 
 
 @Request.application
@@ -119,11 +121,11 @@ def test_prism_refuses_an_answer_off_twilios_description() -> None:
 
 
 def test_a_caller_mistake_stops_at_the_app(host: str, sandbox: RunningSandbox) -> None:
-    before = sandbox.sandbox.gateway.forwarded
+    before = sandbox.sandbox.pass_through.forwarded
     response = place_call(host, to="555-CALL-NOW")
 
     assert response.status_code == 400
-    assert sandbox.sandbox.gateway.forwarded == before
+    assert sandbox.sandbox.pass_through.forwarded == before
 
 
 # The call plays out: Twilio's side, simulated.
@@ -167,7 +169,7 @@ def test_the_invoker_replays_twilio_fetching_the_call_voice_url(host: str) -> No
 
 
 def test_the_pass_through_answers_502_when_prism_is_not_running() -> None:
-    gateway = SandboxGateway(f"http://127.0.0.1:{free_port()}")
+    gateway = PassThrough(f"http://127.0.0.1:{free_port()}")
     with serving(gateway) as url:
         response = requests.post(
             f"{url}/twilio/2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}/Calls.json",
@@ -182,13 +184,13 @@ def test_the_pass_through_answers_502_when_prism_is_not_running() -> None:
 def test_make_call_says_nothing_was_sent_once_prism_has_exited(env: pytest.MonkeyPatch) -> None:
     dying = Prism(port=free_port()).start()
     try:
-        endpoint = dying.front(SandboxGateway(dying.url))
+        endpoint = dying.front(PassThrough(dying.url))
         env.setenv("TWILIO_API_BASE_URL", f"{endpoint}/twilio")
         env.setenv("TWILIO_ACCOUNT_SID", SANDBOX_ACCOUNT_SID)
         env.setenv("TWILIO_AUTH_TOKEN", SANDBOX_AUTH_TOKEN)
         assert dying.process is not None
         dying.process.kill()
-        assert eventually(lambda: not listening(urlsplit(endpoint).port or 0))
+        assert eventually(lambda: not accepting("127.0.0.1", urlsplit(endpoint).port or 0))
 
         response = post_json("make_call", {"to": "+15558675310", "from": "+15017122661"})
     finally:
@@ -212,7 +214,7 @@ def test_make_run_plays_a_call_out_and_call_status_logs_it() -> None:
     try:
         assert wait_until_up(port, process)
         sid = place_call(base).json()["sid"]
-        assert eventually(lambda: record(base, "calls", sid)["events"][-1]["detail"].startswith("completed: "))
+        assert eventually(lambda: view(base, "calls", sid)["events"][-1]["detail"].startswith("completed: "))
     finally:
         output = stop_host(process)
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Callable, Iterator
 
 import azure.functions as func
 import pytest
 
-from devtools.process_state import clear_caches
-from devtools.standins import Fault, KeyVaultStandIn, TwilioStandIn, twilio_error
+from devtools.ports import free_port
+from devtools.sandbox.answers import twilio_error
+from testing.process_state import clear_caches
+from testing.standins import Fault, KeyVaultStandIn, TwilioStandIn
 from tests.support import fixture, post_json, signed_post
 
 SID = "AC" + "5ec7e7" * 5 + "aa"
@@ -54,10 +55,8 @@ def _scenarios(vault: KeyVaultStandIn, twilio: TwilioStandIn) -> list[Callable[[
         return run
 
     def unreachable() -> func.HttpResponse:
-        with socket.socket() as closed:
-            closed.bind(("127.0.0.1", 0))
-            os.environ["TWILIO_API_BASE_URL"] = f"http://127.0.0.1:{closed.getsockname()[1]}"
-            clear_caches()
+        os.environ["TWILIO_API_BASE_URL"] = f"http://127.0.0.1:{free_port()}"
+        clear_caches()
         try:
             return post_json("make_call", CALL)
         finally:

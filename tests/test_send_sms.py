@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from devtools.standins import TwilioStandIn
+from testing.standins import TwilioStandIn
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, invoke, logged, post_form, post_json
 
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"

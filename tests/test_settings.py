@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
 import pytest
 
 from shared.errors import ApiError
-from shared.settings import Settings, get_settings
+from shared.settings import SETTING_NAMES, Settings, get_settings
+from testing.process_state import without_settings
+
+SHARED = Path(__file__).resolve().parent.parent / "shared"
 
 
 def test_defaults_without_any_setting_are_the_documented_ones() -> None:
@@ -254,3 +261,57 @@ def test_a_broken_limit_is_named_in_a_503_where_used(
         f"Setting {name} must be a whole number (0 turns the limit off).",
         name,
     )
+
+
+# SETTING_NAMES: every name the app reads, which the tests clear between tests.
+
+
+class _NotingNames(Mapping[str, str]):
+    """An empty environment that notes each name looked up in it."""
+
+    def __init__(self) -> None:
+        self.looked_up: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.looked_up.add(name)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _read_from_os_environ(tree: ast.AST) -> set[str]:
+    """The names a module reads with os.environ.get("NAME"), os.environ["NAME"] or os.getenv("NAME")."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and ast.unparse(node.func) in {"os.environ.get", "os.getenv"}:
+            named = node.args[0]
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
+            named = node.slice
+        else:
+            continue
+        if isinstance(named, ast.Constant) and isinstance(named.value, str):
+            names.add(named.value)
+    return names
+
+
+def test_setting_names_hold_every_name_settings_reads() -> None:
+    environ = _NotingNames()
+    Settings.from_environ(environ)
+
+    assert environ.looked_up
+    assert environ.looked_up - set(SETTING_NAMES) == set()
+
+
+def test_setting_names_hold_every_name_the_common_package_reads_from_os_environ() -> None:
+    read = set().union(*(_read_from_os_environ(ast.parse(path.read_text())) for path in SHARED.glob("*.py")))
+
+    assert {"TWILIO_ACCOUNT_SID", "AZURE_CLIENT_ID"} <= read
+    assert read - set(SETTING_NAMES) == set()
+
+
+def test_the_test_environment_cleaner_clears_every_setting_name() -> None:
+    assert without_settings(dict.fromkeys(SETTING_NAMES, "set") | {"PATH": "/usr/bin"}) == {"PATH": "/usr/bin"}

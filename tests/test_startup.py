@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from devtools.standins import KeyVaultStandIn
 from shared.startup import on_load
+from testing.standins import KeyVaultStandIn
 from tests.support import eventually, fixture, logged, signed_post
 
 

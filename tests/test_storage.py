@@ -10,7 +10,7 @@ from azure.data.tables import TableServiceClient
 
 import shared.storage
 from devtools.azurite import Azurite
-from devtools.standins import KeyVaultStandIn, Received, StandIn, TwilioStandIn
+from testing.standins import KeyVaultStandIn, Received, StandIn, TwilioStandIn
 from tests.state_support import CALL, Answer, as_storage, keyed, unreachable_storage
 from tests.support import body_json, error_of, fixture, signed_post
 

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from twilio.rest import Client
 
-from devtools.standins import Fault, TwilioStandIn, twilio_error
+from devtools.sandbox.answers import twilio_error
 from shared import twilio_client
 from shared.errors import ApiError
 from shared.twilio_client import call_twilio
+from testing.standins import Fault, TwilioStandIn
 from tests.support import ACCOUNT_SID
 
 OUTCOME = "whether the call was placed"

@@ -15,9 +15,10 @@ from urllib3 import HTTPResponse
 from urllib3.connection import HTTPConnection
 from urllib3.exceptions import NewConnectionError
 
-from devtools.standins import Fault, KeyVaultStandIn, Received, TwilioStandIn, twilio_error
+from devtools.sandbox.answers import twilio_error
 from shared import credentials
 from shared.twilio_client import client_for
+from testing.standins import Fault, KeyVaultStandIn, Received, TwilioStandIn
 from tests.servers import refusing_port, unaccepting_port
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, post_json
 

@@ -1,4 +1,4 @@
-"""The stand-in behind Prism, driven over HTTP as Twilio's REST API is: its answers, checked
+"""The sandbox's REST API behind Prism, driven over HTTP as Twilio's REST API is: its answers, checked
 against Twilio's spec, and what it does next, seen from a webhook receiver and the sandbox."""
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import requests
 from jsonschema import Draft4Validator, FormatChecker
 from twilio.request_validator import RequestValidator
 
-from devtools.invoke import deliver_text, sms_params
+from devtools.invoke import deliver_text
 from devtools.invoke import main as invoke_main
-from devtools.sandbox import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SPEC
-from devtools.twilio_sim import LocalRoute
-from tests.sandbox_support import Hit, Receiver, RunningSandbox, app_with_sandbox, record, running_sandbox, settled
-from tests.servers import free_port, serving
+from devtools.ports import free_port
+from devtools.sandbox.prism import SPEC
+from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
+from devtools.sandbox.webhooks import LocalRoute, sms_params
+from tests.sandbox_support import Hit, Receiver, RunningSandbox, app_with_sandbox, running_sandbox, settled, view
+from tests.servers import serving
 from tests.support import eventually
 
 TO, FROM = "+15558675310", "+15017122661"
@@ -155,7 +157,7 @@ MESSAGES = "/2010-04-01/Accounts/{AccountSid}/Messages"
 
 CALL = {"To": TO, "From": FROM, "Url": f"{UNANSWERED}/voice"}
 LONG_TEXT = {"To": TO, "From": FROM, "Body": "é" * 71}
-# Each operation the stand-in simulates: its path in the spec, its method, and a request for it.
+# Each operation the sandbox simulates: its path in the spec, its method, and a request for it.
 OPERATIONS: dict[str, tuple[str, str, Callable[[RunningSandbox], requests.Response]]] = {
     "create call": (f"{CALLS}.json", "post", lambda s: s.rest("POST", "Calls.json", data=CALL)),
     "fetch call": (
@@ -462,7 +464,7 @@ def test_an_inbound_text_the_app_refuses_is_recorded_with_11200(host: str) -> No
     answer = deliver_text(route, route.public("/api/sms_url"), params, SANDBOX_ACCOUNT_SID, "not-the-auth-token")
 
     assert answer.status_code == 403
-    assert record(host, "messages", params["MessageSid"])["error"]["code"] == 11200
+    assert view(host, "messages", params["MessageSid"])["error"]["code"] == 11200
 
 
 # Behind a tunnel: PUBLIC_BASE_URL set, nothing sent through it.
@@ -475,9 +477,9 @@ def tunnelled(sandbox: RunningSandbox, env: pytest.MonkeyPatch) -> Iterator[str]
     """The app with PUBLIC_BASE_URL set to a tunnel that is not running."""
     env.setenv("PUBLIC_BASE_URL", TUNNEL)
     with app_with_sandbox(sandbox, env, allowed_hosts=("abc.tunnel.example",)) as url:
-        sandbox.sandbox.sim.route = LocalRoute(url, TUNNEL)
+        sandbox.sandbox.player.route = LocalRoute(url, TUNNEL)
         yield url
-        sandbox.sandbox.sim.route = None
+        sandbox.sandbox.player.route = None
 
 
 def test_behind_a_tunnel_calls_play_out_on_the_local_app(tunnelled: str) -> None:

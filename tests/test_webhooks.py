@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from twilio.request_validator import RequestValidator
 
-from devtools.standins import KeyVaultStandIn
+from testing.standins import KeyVaultStandIn
 from tests.support import AUTH_TOKEN, error_of, fixture, invoke, signed_post
 
 INTERNAL = "http://10.0.0.5:8080/api/sms_url"

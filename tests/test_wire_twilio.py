@@ -20,12 +20,14 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Response
 
-from devtools.process_state import app_environ
-from devtools.sandbox import SPEC, Prism, SandboxGateway
-from devtools.standins import Fault, KeyVaultStandIn, TwilioStandIn, twilio_error
-from devtools.wire_twilio import main
-from tests.servers import free_port, serving
+from devtools.ports import free_port
+from devtools.sandbox.answers import twilio_error
+from devtools.sandbox.prism import SPEC, PassThrough, Prism
+from testing.process_state import app_environ
+from testing.standins import Fault, KeyVaultStandIn, TwilioStandIn
+from tests.servers import serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
+from tools.wire_twilio import main
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "infra/hooks/postdeploy.sh"
@@ -67,14 +69,14 @@ def example_number() -> str:
 
 
 @pytest.fixture
-def sandbox(prism: Prism, env: pytest.MonkeyPatch) -> Iterator[SandboxGateway]:
-    """Prism behind the sandbox gateway, which counts the requests it forwards."""
-    gateway = SandboxGateway(prism.url)
-    with serving(gateway) as url:
+def sandbox(prism: Prism, env: pytest.MonkeyPatch) -> Iterator[PassThrough]:
+    """Prism behind the pass-through, which counts the requests it forwards."""
+    pass_through = PassThrough(prism.url)
+    with serving(pass_through) as url:
         env.setenv("TWILIO_API_BASE_URL", f"{url}/twilio")
         env.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
         env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-        yield gateway
+        yield pass_through
 
 
 @pytest.fixture
@@ -85,7 +87,7 @@ def number(twilio: TwilioStandIn) -> dict[str, Any]:
 # Twilio's contract, checked by Prism.
 
 
-def test_prism_accepts_the_lookup_and_the_update(sandbox: SandboxGateway, capsys: pytest.CaptureFixture[str]) -> None:
+def test_prism_accepts_the_lookup_and_the_update(sandbox: PassThrough, capsys: pytest.CaptureFixture[str]) -> None:
     outcome = wire(capsys, "--number", example_number(), "--base-url", APP)
 
     assert (outcome.code, outcome.err) == (0, "")
@@ -94,7 +96,7 @@ def test_prism_accepts_the_lookup_and_the_update(sandbox: SandboxGateway, capsys
 
 
 def test_prism_refuses_an_account_sid_twilio_would_refuse(
-    sandbox: SandboxGateway, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sandbox: PassThrough, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env.setenv("TWILIO_ACCOUNT_SID", "AC-not-an-account-sid")
     outcome = wire(capsys, "--number", example_number(), "--base-url", APP)
@@ -104,10 +106,10 @@ def test_prism_refuses_an_account_sid_twilio_would_refuse(
     assert outcome.err.count("\n") == 1
 
 
-def test_the_cli_wires_a_number_as_a_subprocess(sandbox: SandboxGateway) -> None:
+def test_the_cli_wires_a_number_as_a_subprocess(sandbox: PassThrough) -> None:
     environ = app_environ({"TWILIO_API_BASE_URL": os.environ["TWILIO_API_BASE_URL"], **CREDENTIALS})
     done = subprocess.run(
-        [sys.executable, "-m", "devtools.wire_twilio", "--number", example_number(), "--base-url", APP],
+        [sys.executable, "-m", "tools.wire_twilio", "--number", example_number(), "--base-url", APP],
         cwd=ROOT,
         env=environ,
         capture_output=True,
@@ -556,7 +558,7 @@ def test_postdeploy_without_a_number_prints_the_webhook_urls_and_the_command() -
     for name in ("VOICE_URL", "SMS_URL", "CALL_STATUS_URL"):
         assert BICEP_OUTPUTS[name] in done.stdout
     assert (
-        "KEY_VAULT_URL=https://myvault.vault.azure.net/ .venv/bin/python -m devtools.wire_twilio"
+        "KEY_VAULT_URL=https://myvault.vault.azure.net/ .venv/bin/python -m tools.wire_twilio"
         f" --number +1XXXXXXXXXX --base-url {APP}"
     ) in done.stdout
 

@@ -34,7 +34,7 @@ if (-not $env:TWILIO_PHONE_NUMBER) {
     Write-Output "To point your Twilio number's voice and SMS webhooks at them:"
     Write-Output '  azd env set TWILIO_PHONE_NUMBER +1XXXXXXXXXX; azd hooks run postdeploy'
     Write-Output 'or run:'
-    Write-Output "  $vault& $python -m devtools.wire_twilio --number +1XXXXXXXXXX --base-url $baseUrl"
+    Write-Output "  $vault& $python -m tools.wire_twilio --number +1XXXXXXXXXX --base-url $baseUrl"
     exit 0
 }
 
@@ -53,7 +53,7 @@ if (-not $imports) {
 }
 
 Write-Output "Pointing $($env:TWILIO_PHONE_NUMBER) at $baseUrl"
-& $python -m devtools.wire_twilio --number $env:TWILIO_PHONE_NUMBER --base-url $baseUrl
+& $python -m tools.wire_twilio --number $env:TWILIO_PHONE_NUMBER --base-url $baseUrl
 if ($LASTEXITCODE -eq 3) {
     # The first deployment comes before the secrets are set: the app is up, only the wiring waits.
     Write-Output 'postdeploy: the number is not wired yet. Set the Twilio secrets, then run: azd hooks run postdeploy'

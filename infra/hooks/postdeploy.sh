@@ -31,7 +31,7 @@ if [ -z "${TWILIO_PHONE_NUMBER:-}" ]; then
     echo "To point your Twilio number's voice and SMS webhooks at them:"
     echo "  azd env set TWILIO_PHONE_NUMBER +1XXXXXXXXXX && azd hooks run postdeploy"
     echo "or run:"
-    echo "  ${KEY_VAULT_URL:+KEY_VAULT_URL=$KEY_VAULT_URL }$python -m devtools.wire_twilio --number +1XXXXXXXXXX --base-url $base_url"
+    echo "  ${KEY_VAULT_URL:+KEY_VAULT_URL=$KEY_VAULT_URL }$python -m tools.wire_twilio --number +1XXXXXXXXXX --base-url $base_url"
     exit 0
 fi
 
@@ -45,7 +45,7 @@ fi
 
 echo "Pointing $TWILIO_PHONE_NUMBER at $base_url"
 status=0
-"$python" -m devtools.wire_twilio --number "$TWILIO_PHONE_NUMBER" --base-url "$base_url" || status=$?
+"$python" -m tools.wire_twilio --number "$TWILIO_PHONE_NUMBER" --base-url "$base_url" || status=$?
 if [ "$status" -eq 3 ]; then
     # The first deployment comes before the secrets are set: the app is up, only the wiring waits.
     echo "postdeploy: the number is not wired yet. Set the Twilio secrets, then run: azd hooks run postdeploy"

@@ -1,20 +1,18 @@
-"""The Twilio sandbox: Twilio's contract checked by Prism, Twilio's behaviour simulated behind it.
+"""Prism on Twilio's own OpenAPI description of the REST API, and the pass-through in front of it.
 
-Prism serves Twilio's own OpenAPI description of the REST API. It refuses any request that
-breaks Twilio's contract (a missing To, a malformed SID, no credentials) and forwards the valid
-ones to the stand-in (devtools.twilio_sim), whose answers it checks against the spec in turn.
-Without a stand-in, Prism answers from the spec's examples.
+Prism refuses any request that breaks Twilio's contract (a missing To, a malformed SID, no
+credentials) and forwards the valid ones to the sandbox's REST API (`rest`), whose answers it
+checks against the spec in turn. Without an upstream, Prism answers from the spec's examples.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,32 +21,28 @@ from urllib.parse import parse_qsl, urlencode
 import requests
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from devtools import processes
 from devtools.npm import npm_ci
-from devtools.twilio_sim import LocalRoute, TwilioSim
+from devtools.ports import accepting
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 logger = logging.getLogger(__name__)
 
-SANDBOX_DIR = Path(__file__).resolve().parent / "twilio-sandbox"
-SPEC = SANDBOX_DIR / "node_modules/@twilio-alpha/mcp/twilio-oai/spec/json/twilio_api_v2010.json"
-PRISM = SANDBOX_DIR / "node_modules/.bin/prism"
-
-# Documented in the README: the credentials the app uses against the sandbox when none are given.
-SANDBOX_ACCOUNT_SID = "AC00000000000000000000000000000000"
-SANDBOX_AUTH_TOKEN = "sandbox-auth-token"
-SANDBOX_FROM_NUMBER = "+15017122661"
+PACKAGES = Path(__file__).resolve().parent.parent / "twilio-sandbox"
+SPEC = PACKAGES / "node_modules/@twilio-alpha/mcp/twilio-oai/spec/json/twilio_api_v2010.json"
+PRISM = PACKAGES / "node_modules/.bin/prism"
 
 
 def install() -> None:
     """Install the pinned Prism and Twilio spec once (npm ci from the committed lock file)."""
     if PRISM.exists() and SPEC.exists():
         return
-    npm_ci(SANDBOX_DIR, "the Twilio sandbox")
+    npm_ci(PACKAGES, "the Twilio sandbox")
 
 
 @dataclass
@@ -68,7 +62,7 @@ class Prism:
 
     def start(self, timeout: float = 120.0) -> Prism:
         install()
-        if _listening(self.host, self.port):
+        if accepting(self.host, self.port):
             raise RuntimeError(f"Port {self.port} is taken; is another sandbox running? (--prism-port)")
         # A session of its own: a terminal's Ctrl+C or hang-up reaches whoever started Prism,
         # which stops it, rather than Prism alone.
@@ -83,7 +77,7 @@ class Prism:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"Prism exited with {self.process.returncode}; is port {self.port} free?")
-            if _listening(self.host, self.port):
+            if accepting(self.host, self.port):
                 return self
             time.sleep(0.2)
         self.stop()
@@ -115,25 +109,12 @@ class Prism:
 
     def stop(self) -> None:
         self._stopping = True
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        processes.stop(self.process)
 
 
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-class SandboxGateway:
+class PassThrough:
     """What the app's Twilio client talks to in the sandbox: a pass-through to Prism, under
-    /twilio; every other path is the sandbox's `views` (the stand-in's pages).
+    /twilio; every other path is the sandbox's `views`.
 
     It sends Twilio's repeated form keys (StatusCallbackEvent=a&StatusCallbackEvent=b, as
     Twilio and its SDK write arrays) in the Key[] form that Prism reads as an array
@@ -181,38 +162,6 @@ class SandboxGateway:
         return Response(answer.content, status=answer.status_code, headers=headers)
 
 
-class Sandbox:
-    """The Twilio sandbox as `make run` starts it: the stand-in on a loopback port, Prism on
-    Twilio's spec in front of it, and the pass-through the app talks to, which also serves
-    the stand-in's views. `route` says where the stand-in sends the app's webhooks."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 4010, route: LocalRoute | None = None) -> None:
-        self.sim = TwilioSim(route)
-        self.prism = Prism(host, port)
-        self.gateway = SandboxGateway(self.prism.url, views=self.sim.views)
-        self._upstream: BaseWSGIServer | None = None
-
-    def start(self) -> str:
-        """Start the stand-in and Prism; the base URL of Twilio's REST API for the app."""
-        self._upstream = make_server("127.0.0.1", 0, self.sim.api, threaded=True, request_handler=_Unlogged)
-        threading.Thread(target=self._upstream.serve_forever, daemon=True).start()
-        self.prism.upstream = f"http://127.0.0.1:{self._upstream.port}"
-        self.prism.start()
-        return f"{self.prism.front(self.gateway)}/twilio"
-
-    def stop(self) -> None:
-        self.prism.stop()
-        self.sim.close()
-        if self._upstream is not None:
-            self._upstream.shutdown()
-            self._upstream.server_close()
-
-
-class _Unlogged(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Quiet: the pass-through's log line already names each request Prism forwards."""
-
-
 def _form_array_fields(spec: Path) -> frozenset[str]:
     document = json.loads(spec.read_text(encoding="utf-8"))
     names = set()
@@ -225,19 +174,3 @@ def _form_array_fields(spec: Path) -> frozenset[str]:
                 if schema.get("type") == "array":
                     names.add(name)
     return frozenset(names)
-
-
-def has_credentials(environ: Mapping[str, str]) -> bool:
-    return bool(
-        environ.get("KEY_VAULT_URL") or (environ.get("TWILIO_ACCOUNT_SID") and environ.get("TWILIO_AUTH_TOKEN"))
-    )
-
-
-def use_sandbox_credentials(environ: MutableMapping[str, str]) -> bool:
-    """Fill in sandbox credentials unless real ones (or a Key Vault) are configured."""
-    if has_credentials(environ):
-        return False
-    environ["TWILIO_ACCOUNT_SID"] = SANDBOX_ACCOUNT_SID
-    environ["TWILIO_AUTH_TOKEN"] = SANDBOX_AUTH_TOKEN
-    environ.setdefault("TWILIO_FROM_NUMBER", SANDBOX_FROM_NUMBER)
-    return True

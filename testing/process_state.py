@@ -10,32 +10,17 @@ import os
 import sys
 from collections.abc import Mapping
 
-from shared.settings import LOCAL_HOST
+from shared.settings import SETTING_NAMES, STORAGE
 
-SETTING_PREFIXES = ("TWILIO_", "KEY_VAULT_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_", "AzureWebJobsStorage")
-SETTINGS = frozenset(
-    {
-        "VOICE_MESSAGE",
-        "SMS_REPLY",
-        "PUBLIC_BASE_URL",
-        "ALLOWED_DESTINATIONS",
-        "ALLOW_PREMIUM_DESTINATIONS",
-        "WEBSITE_HOSTNAME",
-        "TRUST_FORWARDED_HEADERS",
-        "SECRET_CACHE_TTL",
-        "PREFETCH_SECRETS",
-        "REQUESTS_CA_BUNDLE",
-        "DESTINATION_HOURLY_LIMIT",
-        "DAILY_LIMIT",
-        "LIMITS_FAIL_OPEN",
-        LOCAL_HOST,
-    }
-)
+# Read on the app's behalf rather than by it: TWILIO_* (the Twilio SDK's edge and region, the local
+# host's TWILIO_SANDBOX), the Azure SDKs' choice of credential, the Functions host's other
+# identity-based storage settings, and the CA bundle requests trusts.
+READ_FOR_THE_APP = ("TWILIO_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_", f"{STORAGE}__")
 
 
 def is_setting(name: str) -> bool:
-    """An app setting, or one that steers the Azure SDKs' choice of credential."""
-    return name.startswith(SETTING_PREFIXES) or name in SETTINGS
+    """An app setting, or one that steers how the app's libraries reach Twilio and Azure."""
+    return name in SETTING_NAMES or name.startswith(READ_FOR_THE_APP) or name == "REQUESTS_CA_BUNDLE"
 
 
 def without_settings(environ: Mapping[str, str]) -> dict[str, str]:

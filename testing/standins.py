@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
+from devtools.sandbox.answers import list_page, twilio_error
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -274,26 +276,10 @@ class TwilioStandIn(StandIn):
 
     def _number_page(self, request: Received) -> dict[str, Any]:
         """One page of the list; PhoneNumber matches partially, with * for any digit, as Twilio's does."""
-        wanted = request.query.get("PhoneNumber", [""])[0]
-        pattern = re.compile(re.escape(wanted).replace(r"\*", r"\d"))
+        query = {name: values[0] for name, values in request.query.items()}
+        pattern = re.compile(re.escape(query.get("PhoneNumber", "")).replace(r"\*", r"\d"))
         found = [n for n in self.numbers.values() if pattern.search(n["phone_number"])]
-        uri = f"/2010-04-01/Accounts/{self.account_sid}/IncomingPhoneNumbers.json"
-        return {
-            "incoming_phone_numbers": found,
-            "page": 0,
-            "page_size": 50,
-            "start": 0,
-            "end": max(len(found) - 1, 0),
-            "first_page_uri": uri,
-            "next_page_uri": None,
-            "previous_page_uri": None,
-            "uri": uri,
-        }
-
-
-def twilio_error(code: int, message: str, status: int) -> dict[str, Any]:
-    more_info = f"https://www.twilio.com/docs/errors/{code}"
-    return {"code": code, "message": message, "more_info": more_info, "status": status}
+        return list_page(found, "incoming_phone_numbers", request.path, query)
 
 
 class IdentityStandIn(StandIn):

@@ -1,6 +1,6 @@
 """Point a Twilio number's voice and SMS webhooks at the deployed app.
 
-python -m devtools.wire_twilio --number +15017122661 --base-url https://myapp.azurewebsites.net [--dry-run]
+python -m tools.wire_twilio --number +15017122661 --base-url https://myapp.azurewebsites.net [--dry-run]
 
 It reads the Twilio credentials where the app reads them (TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN,
 or the Key Vault secrets under KEY_VAULT_URL) and honours TWILIO_API_BASE_URL, so the settings that
@@ -223,7 +223,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m devtools.wire_twilio",
+        prog="python -m tools.wire_twilio",
         description="Point a Twilio number's voice and SMS webhooks at the app's voice_url and sms_url.",
     )
     parser.add_argument("--number", required=True, type=phone_number, help="the Twilio number, E.164")

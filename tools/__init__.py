@@ -1,0 +1,1 @@
+"""Commands run against a deployed app (the azd hooks run them); never deployed themselves."""
