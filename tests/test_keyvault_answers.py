@@ -145,4 +145,4 @@ def test_each_secret_is_read_and_logged_on_a_thread_named_for_key_vault(
 
     threads = {r.threadName for r in caplog.records if r.name == keyvault.__name__}
     assert threads
-    assert all(re.fullmatch(r"keyvault_\d+", name) for name in threads), threads
+    assert all(re.fullmatch(r"keyvault_\d+", name or "") for name in threads), threads
