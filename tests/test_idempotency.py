@@ -22,6 +22,7 @@ from devtools.process_state import clear_caches
 from devtools.standins import Fault, Received, StandIn, TwilioStandIn, twilio_error
 from shared import idempotency
 from shared.outbound import Call
+from shared.settings import get_settings
 from tests.servers import free_port, unaccepting_port
 from tests.state_support import (
     CALL,
@@ -531,7 +532,7 @@ def test_a_key_the_store_cannot_settle_answers_503_and_twilio_is_not_asked(
 def test_an_expired_key_another_request_retakes_first_is_in_progress(
     twilio: TwilioStandIn, contested: ContestedStore
 ) -> None:
-    ours = idempotency.fingerprint(Call.from_params(CALL))
+    ours = idempotency.fingerprint(Call.from_params(CALL, get_settings()))
     contested.script.extend([EXISTS, _row(ours, timedelta(hours=25)), CHANGED, EXISTS, _row(ours, timedelta(0))])
 
     response = keyed("make_call", CALL, KEY)
