@@ -21,8 +21,9 @@ from devtools.azurite import Azurite
 from devtools.process_state import clear_caches
 from devtools.standins import Fault, Received, StandIn, TwilioStandIn, twilio_error
 from shared import idempotency
-from shared.outbound import Call
-from shared.settings import get_settings
+from shared.errors import ApiError
+from shared.outbound import Call, deliver
+from shared.settings import Settings, get_settings
 from tests.servers import free_port, unaccepting_port
 from tests.state_support import (
     CALL,
@@ -71,6 +72,8 @@ ABANDONED = {
         "target": None,
     }
 }
+# The settings a request read once, which name no storage (the environment may name one).
+CALLER = Settings(from_number="+15017122661")
 NO_STORAGE = {
     "error": {
         "code": "state_unavailable",
@@ -371,6 +374,20 @@ def test_a_key_without_storage_answers_503(twilio: TwilioStandIn) -> None:
 
     assert (response.status_code, body_json(response)) == (503, NO_STORAGE)
     assert twilio.received == []
+
+
+def test_a_key_is_held_to_the_storage_setting_of_the_settings_it_is_given(storage: Azurite) -> None:
+    sent: list[bool] = []
+
+    def send() -> dict[str, Any]:
+        sent.append(True)
+        return {"sid": "CA1"}
+
+    with pytest.raises(ApiError) as refused:
+        deliver("make_call", Call.from_params(CALL, CALLER), KEY, CALLER, send)
+
+    assert (refused.value.status, refused.value.body()) == (503, NO_STORAGE)
+    assert sent == []
 
 
 def test_a_key_with_storage_down_answers_503_and_twilio_is_not_asked(

@@ -9,6 +9,8 @@ import pytest
 
 from devtools.azurite import Azurite
 from devtools.standins import TwilioStandIn
+from shared.outbound import Call
+from shared.settings import Settings
 from tests.state_support import CALL, keyed
 from tests.support import (
     ACCOUNT_SID,
@@ -98,6 +100,12 @@ def test_make_call_message_defaults_to_voice_message_setting(twilio: TwilioStand
     post_json("make_call", {"to": "+15558675310"})
 
     assert parse_qs(urlsplit(twilio.received[0].field("Url")).query) == {"message": ["Welcome aboard"]}
+
+
+def test_a_call_takes_its_default_message_from_the_settings_it_is_given() -> None:
+    call = Call.from_params({"to": "+15558675310", "from": "+15017122661"}, Settings(voice_message="Welcome aboard"))
+
+    assert call.message == "Welcome aboard"
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ import azure.functions as func
 import pytest
 
 from shared.errors import ApiError
-from shared.responses import answers_errors, json_response
-from tests.support import error_of
+from shared.outbound import Outcome
+from shared.responses import answers_errors, json_response, outcome_response
+from tests.support import body_json, error_of
 
 
 def _request() -> func.HttpRequest:
@@ -80,3 +81,23 @@ def test_an_answered_error_is_logged_with_the_path_up_to_its_query(caplog: pytes
     assert [r.getMessage() for r in caplog.records] == [
         "POST https://myapp.azurewebsites.net/api/x answered 429 twilio_rate_limited"
     ]
+
+
+def test_an_outcome_is_answered_as_json_with_its_status_and_body() -> None:
+    response = outcome_response(Outcome(201, {"sid": "SM1", "status": "queued"}))
+
+    assert (response.status_code, response.mimetype, body_json(response)) == (
+        201,
+        "application/json",
+        {"sid": "SM1", "status": "queued"},
+    )
+
+
+def test_a_fresh_outcome_is_answered_without_idempotent_replayed() -> None:
+    assert "Idempotent-Replayed" not in outcome_response(Outcome(201, {"sid": "SM1"})).headers
+
+
+def test_a_replayed_outcome_is_answered_with_idempotent_replayed_true() -> None:
+    response = outcome_response(Outcome(502, {"error": {"code": "outcome_unknown"}}, replayed=True))
+
+    assert (response.status_code, response.headers["Idempotent-Replayed"]) == (502, "true")
