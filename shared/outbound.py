@@ -55,7 +55,7 @@ class Sms(NamedTuple):
 
 
 class Outcome(NamedTuple):
-    """What make_call or send_sms answers; `replayed` when it is the first answer to the same key.
+    """What make_call or send_sms answers; `replayed`: the answer stored for an earlier request with the same key.
 
     A NamedTuple like Call and Sms: this module is imported on every cold start.
     """
