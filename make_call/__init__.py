@@ -3,8 +3,10 @@
 import azure.functions as func
 
 from shared.outbound import Call, deliver, place_call
-from shared.params import read_params
-from shared.responses import answers_errors
+from shared.params import idempotency_key, read_params
+from shared.public_url import callback_base
+from shared.responses import answers_errors, outcome_response
+from shared.settings import get_settings
 
 bp = func.Blueprint()
 
@@ -13,5 +15,9 @@ bp = func.Blueprint()
 @bp.route(route="make_call", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
 @answers_errors
 def make_call(req: func.HttpRequest) -> func.HttpResponse:
-    call = Call.from_params(read_params(req))
-    return deliver(req, "make_call", call, lambda: place_call(call, req))
+    values, settings = read_params(req), get_settings()
+    call = Call.from_params(values, settings)
+    key = idempotency_key(req)
+    return outcome_response(
+        deliver("make_call", call, key, settings, lambda: place_call(call, callback_base(req, settings)))
+    )

@@ -4,8 +4,9 @@ import azure.functions as func
 
 from shared.outbound import Sms, deliver
 from shared.outbound import send_sms as send
-from shared.params import read_params
-from shared.responses import answers_errors
+from shared.params import idempotency_key, read_params
+from shared.responses import answers_errors, outcome_response
+from shared.settings import get_settings
 
 bp = func.Blueprint()
 
@@ -14,5 +15,7 @@ bp = func.Blueprint()
 @bp.route(route="send_sms", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @answers_errors
 def send_sms(req: func.HttpRequest) -> func.HttpResponse:
-    sms = Sms.from_params(read_params(req))
-    return deliver(req, "send_sms", sms, lambda: send(sms))
+    values, settings = read_params(req), get_settings()
+    sms = Sms.from_params(values, settings)
+    key = idempotency_key(req)
+    return outcome_response(deliver("send_sms", sms, key, settings, lambda: send(sms)))

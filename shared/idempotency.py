@@ -10,44 +10,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import azure.functions as func
-
 from shared.errors import ApiError
-from shared.responses import json_response
-from shared.settings import STORAGE, get_settings
+from shared.params import IDEMPOTENCY_KEY as HEADER
+from shared.settings import STORAGE, Settings
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
 
 logger = logging.getLogger(__name__)
 
-HEADER = "Idempotency-Key"
-REPLAYED = "Idempotent-Replayed"
 TABLE = "idempotency"
 KEEP = timedelta(hours=24)
 # A claim older than this was abandoned (its instance stopped): the front end gives up on an
 # HTTP request after 230 s, so no request still runs. Whether it reached Twilio is unknown.
 LEASE = timedelta(minutes=5)
 IN_PROGRESS_RETRY_AFTER = "1"
-_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 _PENDING, _DONE = "pending", "done"
 # Claims lost to concurrent requests before one settles: each round, one of them wins.
 _ATTEMPTS = 8
-
-
-def requested_key(req: func.HttpRequest) -> str | None:
-    key: str | None = req.headers.get(HEADER)
-    if key is not None and not _KEY.fullmatch(key):
-        raise ApiError(
-            400, "invalid_idempotency_key", f"{HEADER} must be 1 to 255 printable ASCII characters.", target=HEADER
-        )
-    return key
 
 
 def fingerprint(request: Sequence[str | None]) -> str:
@@ -61,9 +46,6 @@ class Replay:
 
     status: int
     body: Any
-
-    def response(self) -> func.HttpResponse:
-        return json_response(self.body, self.status, {REPLAYED: "true"})
 
 
 @dataclass(frozen=True)
@@ -104,7 +86,7 @@ class Claim:
             logger.error("Could not release an Idempotency-Key (%s)", type(error).__name__)
 
 
-def begin(function: str, key: str, request_fingerprint: str) -> Claim | Replay:
+def begin(function: str, key: str, request_fingerprint: str, settings: Settings) -> Claim | Replay:
     """Claim the key for this request, or learn what its first request answered."""
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -112,7 +94,7 @@ def begin(function: str, key: str, request_fingerprint: str) -> Claim | Replay:
 
     from shared import storage
 
-    if not get_settings().storage_configured:
+    if not settings.storage_configured:
         raise ApiError(
             503,
             "state_unavailable",

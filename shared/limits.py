@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.errors import ApiError
 from shared.phone_numbers import masked
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -44,9 +44,8 @@ class _Counter:
     what: str
 
 
-def take_slot(number: str) -> None:
+def take_slot(number: str, settings: Settings) -> None:
     """Count one call or text to `number`, or refuse it (429) when a limit is reached."""
-    settings = get_settings()
     counters = _counters(number, settings, datetime.now(UTC))
     if not counters:
         return

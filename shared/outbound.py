@@ -1,4 +1,8 @@
-"""Placing calls and sending texts: everything is checked before Twilio is asked."""
+"""Placing calls and sending texts: everything is checked before Twilio is asked.
+
+Plain values in (parameters, settings, key, callback base), an Outcome out: the function
+folders read the request and build the HTTP answer.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,10 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-import azure.functions as func
-
 from shared import params, phone_numbers
 from shared.errors import ApiError
 from shared.public_url import function_url
-from shared.responses import json_response
-from shared.settings import ConfigurationError, get_settings
+from shared.settings import ConfigurationError, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +30,10 @@ class Call(NamedTuple):
     language: str | None
 
     @classmethod
-    def from_params(cls, values: Mapping[str, str]) -> Call:
-        settings = get_settings()
+    def from_params(cls, values: Mapping[str, str], settings: Settings) -> Call:
         return cls(
-            to=_destination(values),
-            from_=_sender(values),
+            to=_destination(values, settings),
+            from_=_sender(values, settings),
             message=params.text(values, "message", max_length=MAX_MESSAGE, default=settings.voice_message),
             voice=params.token(values, "voice"),
             language=params.token(values, "language"),
@@ -46,17 +46,28 @@ class Sms(NamedTuple):
     body: str
 
     @classmethod
-    def from_params(cls, values: Mapping[str, str]) -> Sms:
+    def from_params(cls, values: Mapping[str, str], settings: Settings) -> Sms:
         return cls(
-            to=_destination(values),
-            from_=_sender(values),
+            to=_destination(values, settings),
+            from_=_sender(values, settings),
             body=params.text(values, "body", max_length=MAX_SMS_BODY),
         )
 
 
+class Outcome(NamedTuple):
+    """What make_call or send_sms answers; `replayed`: the answer stored for an earlier request with the same key.
+
+    A NamedTuple like Call and Sms: this module is imported on every cold start.
+    """
+
+    status: int
+    body: Any
+    replayed: bool = False
+
+
 def deliver(
-    req: func.HttpRequest, function: str, request: Call | Sms, send: Callable[[], dict[str, Any]]
-) -> func.HttpResponse:
+    function: str, request: Call | Sms, key: str | None, settings: Settings, send: Callable[[], dict[str, Any]]
+) -> Outcome:
     """Send a checked call or text under the shared limits and the caller's Idempotency-Key, if any.
 
     A keyed request that reached Twilio is remembered with its answer (201, or 502/504 whose
@@ -64,16 +75,15 @@ def deliver(
     """
     from shared import idempotency, limits  # on first use: their dataclasses weigh on the cold import
 
-    key = idempotency.requested_key(req)
     if key is None:
-        limits.take_slot(request.to)
-        return json_response(send(), status=201)
-    claimed = idempotency.begin(function, key, idempotency.fingerprint(request))
+        limits.take_slot(request.to, settings)
+        return Outcome(201, send())
+    claimed = idempotency.begin(function, key, idempotency.fingerprint(request), settings)
     if isinstance(claimed, idempotency.Replay):
         logger.info("Replayed the answer (%d) to an earlier %s with the same Idempotency-Key", claimed.status, function)
-        return claimed.response()
+        return Outcome(claimed.status, claimed.body, replayed=True)
     try:
-        limits.take_slot(request.to)
+        limits.take_slot(request.to, settings)
         answer = send()
     except ApiError as error:
         if error.outcome_unknown:
@@ -82,17 +92,16 @@ def deliver(
             claimed.release()
         raise
     claimed.record(201, answer)
-    return json_response(answer, status=201)
+    return Outcome(201, answer)
 
 
-def place_call(call: Call, req: func.HttpRequest) -> dict[str, Any]:
-    """Ask Twilio to dial; when the callee answers, Twilio fetches voice_url for what to say."""
+def place_call(call: Call, base: str) -> dict[str, Any]:
+    """Ask Twilio to dial; when the callee answers, Twilio fetches voice_url under `base` for what to say."""
     from shared.twilio_client import call_twilio
 
-    settings = get_settings()
     say = {"message": call.message, "voice": call.voice, "language": call.language}
-    voice_url = function_url(req, settings, "voice_url", {k: v for k, v in say.items() if v})
-    status_url = function_url(req, settings, "call_status")
+    voice_url = function_url(base, "voice_url", {k: v for k, v in say.items() if v})
+    status_url = function_url(base, "call_status")
     created = call_twilio(
         lambda client: client.calls.create(
             to=call.to,
@@ -120,11 +129,11 @@ def send_sms(sms: Sms) -> dict[str, Any]:
     return {"sid": sent.sid, "status": sent.status, "to": sent.to, "from": sent.from_}
 
 
-def _sender(values: Mapping[str, str]) -> str:
+def _sender(values: Mapping[str, str], settings: Settings) -> str:
     """The caller's `from`, else TWILIO_FROM_NUMBER, whose mistakes are the owner's: 503, not 400."""
     if values.get("from", "").strip():
         return phone_numbers.parse(values, "from")
-    configured = get_settings().from_number
+    configured = settings.from_number
     if configured is None:
         raise ApiError(400, "missing_parameter", "'from' is required (or set TWILIO_FROM_NUMBER).", target="from")
     try:
@@ -133,9 +142,9 @@ def _sender(values: Mapping[str, str]) -> str:
         raise ConfigurationError("TWILIO_FROM_NUMBER", "must be an E.164 number such as +14155550100") from None
 
 
-def _destination(values: Mapping[str, str]) -> str:
+def _destination(values: Mapping[str, str], settings: Settings) -> str:
     from shared.destinations import check_destination  # the phone metadata, on first use
 
     number = phone_numbers.parse(values, "to")
-    check_destination(number, get_settings())
+    check_destination(number, settings)
     return number

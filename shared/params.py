@@ -1,4 +1,4 @@
-"""Reading a caller's parameters from the query string, a JSON body or a form body."""
+"""Reading a caller's parameters from the query string, a JSON body, a form body or a header."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from shared.errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+IDEMPOTENCY_KEY = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DIGITS = re.compile("[0-9]+")
 # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 request to Twilio can carry.
@@ -31,6 +33,19 @@ def read_params(req: func.HttpRequest) -> dict[str, str]:
     if req.get_body().strip():
         params.update(_body_params(req))
     return params
+
+
+def idempotency_key(req: func.HttpRequest) -> str | None:
+    """The caller's key as a plain string (None when not sent), so outbound never sees the request."""
+    key: str | None = req.headers.get(IDEMPOTENCY_KEY)
+    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            f"{IDEMPOTENCY_KEY} must be 1 to 255 printable ASCII characters.",
+            target=IDEMPOTENCY_KEY,
+        )
+    return key
 
 
 def media_type(req: func.HttpRequest) -> str:

@@ -35,13 +35,7 @@ def requested_url(req: func.HttpRequest, settings: Settings) -> str:
     return url
 
 
-def function_url(req: func.HttpRequest, settings: Settings, route: str, query: dict[str, str] | None = None) -> str:
-    """The public URL of another function of this app, for Twilio to call back."""
-    url = f"{_callback_base(req, settings)}/{ROUTE_PREFIX}/{route}"
-    return f"{url}?{urlencode(query)}" if query else url
-
-
-def _callback_base(req: func.HttpRequest, settings: Settings) -> str:
+def callback_base(req: func.HttpRequest, settings: Settings) -> str:
     """PUBLIC_BASE_URL, else the app's own host name in Azure, else (off Azure) the URL called."""
     if settings.public_base_url:
         return settings.public_base_url
@@ -50,6 +44,12 @@ def _callback_base(req: func.HttpRequest, settings: Settings) -> str:
     url: str = req.url
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+
+
+def function_url(base: str, route: str, query: dict[str, str] | None = None) -> str:
+    """The public URL of another function of this app under `base`, for Twilio to call back."""
+    url = f"{base}/{ROUTE_PREFIX}/{route}"
+    return f"{url}?{urlencode(query)}" if query else url
 
 
 def _forwarded(req: func.HttpRequest, header: str, valid: Callable[[str], bool]) -> str | None:

@@ -21,7 +21,9 @@ from devtools.azurite import Azurite
 from devtools.ports import free_port
 from devtools.sandbox.answers import twilio_error
 from shared import idempotency
-from shared.outbound import Call
+from shared.errors import ApiError
+from shared.outbound import Call, deliver
+from shared.settings import Settings, get_settings
 from testing.process_state import clear_caches
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
 from tests.servers import unaccepting_port
@@ -72,6 +74,8 @@ ABANDONED = {
         "target": None,
     }
 }
+# The settings a request read once, which name no storage (the environment may name one).
+CALLER = Settings(from_number="+15017122661")
 NO_STORAGE = {
     "error": {
         "code": "state_unavailable",
@@ -375,6 +379,20 @@ def test_a_key_without_storage_answers_503(twilio: TwilioStandIn) -> None:
     assert twilio.received == []
 
 
+def test_a_key_is_held_to_the_storage_setting_of_the_settings_it_is_given(storage: Azurite) -> None:
+    sent: list[bool] = []
+
+    def send() -> dict[str, Any]:
+        sent.append(True)
+        return {"sid": "CA1"}
+
+    with pytest.raises(ApiError) as refused:
+        deliver("make_call", Call.from_params(CALL, CALLER), KEY, CALLER, send)
+
+    assert (refused.value.status, refused.value.body()) == (503, NO_STORAGE)
+    assert sent == []
+
+
 def test_a_key_with_storage_down_answers_503_and_twilio_is_not_asked(
     twilio: TwilioStandIn, unreachable_storage: None
 ) -> None:
@@ -534,7 +552,7 @@ def test_a_key_the_store_cannot_settle_answers_503_and_twilio_is_not_asked(
 def test_an_expired_key_another_request_retakes_first_is_in_progress(
     twilio: TwilioStandIn, contested: ContestedStore
 ) -> None:
-    ours = idempotency.fingerprint(Call.from_params(CALL))
+    ours = idempotency.fingerprint(Call.from_params(CALL, get_settings()))
     contested.script.extend([EXISTS, _row(ours, timedelta(hours=25)), CHANGED, EXISTS, _row(ours, timedelta(0))])
 
     response = keyed("make_call", CALL, KEY)

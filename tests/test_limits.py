@@ -14,7 +14,8 @@ import pytest
 
 from devtools.azurite import ACCOUNT_NAME, Azurite
 from devtools.sandbox.answers import twilio_error
-from shared.limits import _Counter, _counters, _exceeded
+from shared.errors import ApiError
+from shared.limits import _Counter, _counters, _exceeded, take_slot
 from shared.settings import Settings
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
 from tests.state_support import (
@@ -326,6 +327,16 @@ def test_without_storage_limits_are_off_with_one_warning(
     assert [r.getMessage() for r in caplog.records if "AzureWebJobsStorage" in r.getMessage()] == [
         "No storage is configured (AzureWebJobsStorage): DESTINATION_HOURLY_LIMIT and DAILY_LIMIT are not applied"
     ]
+
+
+def test_a_slot_is_counted_under_the_limits_of_the_settings_it_is_given(storage: Azurite) -> None:
+    one_an_hour = Settings(storage_connection_string=storage.connection_string, destination_hourly_limit_setting="1")
+    take_slot(CALL["to"], one_an_hour)
+
+    with pytest.raises(ApiError) as refused:
+        take_slot(CALL["to"], one_an_hour)
+
+    assert (refused.value.status, refused.value.code) == (429, "limit_exceeded")
 
 
 @pytest.mark.parametrize("setting", ["DESTINATION_HOURLY_LIMIT", "DAILY_LIMIT"])

@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from devtools.azurite import Azurite
+from shared.outbound import Call
+from shared.settings import Settings
 from testing.standins import TwilioStandIn
 from tests.state_support import CALL, keyed
 from tests.support import (
@@ -121,6 +123,12 @@ def test_make_call_message_defaults_to_voice_message_setting(twilio: TwilioStand
     post_json("make_call", {"to": "+15558675310"})
 
     assert parse_qs(urlsplit(twilio.received[0].field("Url")).query) == {"message": ["Welcome aboard"]}
+
+
+def test_a_call_takes_its_default_message_from_the_settings_it_is_given() -> None:
+    call = Call.from_params({"to": "+15558675310", "from": "+15017122661"}, Settings(voice_message="Welcome aboard"))
+
+    assert call.message == "Welcome aboard"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Every failure reaches the caller as a JSON error; nothing else ever does."""
+"""Every failure reaches the caller as a JSON error, and every outcome as its JSON answer; nothing else ever does."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import azure.functions as func
 import pytest
 
 from shared.errors import ApiError
-from shared.responses import answers_errors, json_response
-from tests.support import error_of
+from shared.outbound import Outcome
+from shared.responses import answers_errors, json_response, outcome_response
+from tests.support import body_json, error_of, logged
 
 
 def _request() -> func.HttpRequest:
@@ -80,3 +81,54 @@ def test_an_answered_error_is_logged_with_the_path_up_to_its_query(caplog: pytes
     assert [r.getMessage() for r in caplog.records] == [
         "POST https://myapp.azurewebsites.net/api/x answered 429 twilio_rate_limited"
     ]
+
+
+@pytest.mark.parametrize(("status", "level"), [(499, "INFO"), (500, "WARNING"), (503, "WARNING")])
+def test_an_answered_error_is_a_warning_from_500_up_and_info_below(
+    caplog: pytest.LogCaptureFixture, status: int, level: str
+) -> None:
+    @answers_errors
+    def handler(req: func.HttpRequest) -> func.HttpResponse:
+        raise ApiError(status, "some_code", "Some message.")
+
+    with caplog.at_level(logging.INFO, logger="shared.responses"):
+        handler(_request())
+
+    assert logged(caplog, "shared.responses") == [
+        (level, f"POST https://myapp.azurewebsites.net/api/x answered {status} some_code")
+    ]
+
+
+def test_an_unexpected_exception_is_logged_as_an_error_naming_the_method_and_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @answers_errors
+    def handler(req: func.HttpRequest) -> func.HttpResponse:
+        raise RuntimeError("internal detail")
+
+    with caplog.at_level(logging.ERROR, logger="shared.responses"):
+        handler(_request())
+
+    assert logged(caplog, "shared.responses") == [
+        ("ERROR", "POST https://myapp.azurewebsites.net/api/x failed unexpectedly")
+    ]
+
+
+def test_an_outcome_is_answered_as_json_with_its_status_and_body() -> None:
+    response = outcome_response(Outcome(201, {"sid": "SM1", "status": "queued"}))
+
+    assert (response.status_code, response.mimetype, body_json(response)) == (
+        201,
+        "application/json",
+        {"sid": "SM1", "status": "queued"},
+    )
+
+
+def test_a_fresh_outcome_is_answered_without_idempotent_replayed() -> None:
+    assert "Idempotent-Replayed" not in outcome_response(Outcome(201, {"sid": "SM1"})).headers
+
+
+def test_a_replayed_outcome_is_answered_with_idempotent_replayed_true() -> None:
+    response = outcome_response(Outcome(502, {"error": {"code": "outcome_unknown"}}, replayed=True))
+
+    assert (response.status_code, response.headers["Idempotent-Replayed"]) == (502, "true")

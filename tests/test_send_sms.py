@@ -6,6 +6,9 @@ import logging
 
 import pytest
 
+from shared.errors import ApiError
+from shared.outbound import Sms
+from shared.settings import Settings
 from testing.standins import TwilioStandIn
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, invoke, logged, post_form, post_json
 
@@ -146,6 +149,21 @@ def test_send_sms_with_a_broken_setting_answers_503_naming_it(
     assert response.status_code == 503
     assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", name)
     assert twilio.received == []
+
+
+def test_a_text_takes_its_default_sender_from_the_settings_it_is_given() -> None:
+    sms = Sms.from_params({"to": "+15558675310", "body": "Hi"}, Settings(from_number="+15017122661"))
+
+    assert sms.from_ == "+15017122661"
+
+
+def test_a_text_is_held_to_the_destinations_of_the_settings_it_is_given() -> None:
+    with pytest.raises(ApiError) as refused:
+        Sms.from_params(
+            {"to": "+15558675310", "from": "+15017122661", "body": "Hi"}, Settings(destinations_setting="GB")
+        )
+
+    assert (refused.value.status, refused.value.code) == (403, "destination_not_allowed")
 
 
 def test_send_sms_logs_the_sent_message_with_its_sid_and_status(
