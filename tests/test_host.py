@@ -443,8 +443,16 @@ def test_make_run_serves_on_the_documented_ports(overrides: list[str], ports: tu
     make = shutil.which("make")
     if make is None:
         pytest.skip("make is not installed")
+    # As typed in a fresh shell: not the variables of an outer `make test PYTHON=python3.13`, which picks another venv.
+    environ = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTHON"}}
     planned = subprocess.run(
-        [make, "--dry-run", "run", *overrides], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        [make, "--dry-run", "run", *overrides],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout.splitlines()
 
     app, prism, azurite = ports
