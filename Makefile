@@ -1,10 +1,16 @@
 # Everything a fresh clone needs: python3, node and npm. `make test` and `make run` set up the rest.
 PYTHON ?= python3
+# One virtual environment per interpreter: `make test PYTHON=python3.13` builds and uses .venv-3.13.
+ifeq ($(PYTHON),python3)
 VENV := .venv
+else
+VENV := .venv-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+endif
 PY := $(VENV)/bin/python
 SANDBOX := devtools/twilio-sandbox
 STORAGE_EMULATOR := devtools/storage-emulator
-# checkov pins its own dependencies (an old pycep-parser among them), so it gets a virtual environment of its own.
+# checkov pins its own dependencies (an old pycep-parser among them), so it gets a virtual environment of its own,
+# always on the default python3 whichever PYTHON the tests run on.
 INFRA_VENV := .venv-infra
 # mutmut, for `make mutation` alone: never built by `make setup` or `make test`.
 MUTATION_VENV := .venv-mutation
@@ -45,7 +51,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 $(INFRA_VENV)/.installed: requirements-infra.txt
 	@echo "Setting up $(INFRA_VENV): checkov, for the deployment checks (about 300 MB, 1 to 3 minutes)..."
-	$(PYTHON) -m venv $(INFRA_VENV)
+	python3 -m venv $(INFRA_VENV)
 	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
 	touch $@
 
@@ -87,4 +93,4 @@ $(MUTATION_VENV)/.installed: requirements.txt requirements-dev.txt requirements-
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) $(SANDBOX)/node_modules $(STORAGE_EMULATOR)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-3.* $(INFRA_VENV) $(SANDBOX)/node_modules $(STORAGE_EMULATOR)/node_modules .pytest_cache .mypy_cache .ruff_cache

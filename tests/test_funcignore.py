@@ -15,6 +15,7 @@ APP_FILES = {"function_app.py", "host.json", "requirements.txt"}
 # What tools leave in a working tree: none of it may be deployed.
 ARTEFACTS = (
     ".venv/bin/python",
+    ".venv-3.13/bin/python",
     ".venv-infra/bin/checkov",
     ".azure/dev/.env",
     "local.settings.json",

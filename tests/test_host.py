@@ -649,8 +649,10 @@ def make_plan(*args: str) -> list[str]:
     make = shutil.which("make")
     if make is None:
         pytest.skip("make is not installed")
+    # As typed in a fresh shell: not the variables of an outer `make test PYTHON=python3.13`, which picks another venv.
+    environ = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTHON"}}
     return subprocess.run(
-        [make, "--dry-run", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        [make, "--dry-run", *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60, check=True
     ).stdout.splitlines()
 
 
