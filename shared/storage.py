@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient
 
 from shared.errors import ApiError
 from shared.settings import STORAGE, ConfigurationError, Settings, get_settings
@@ -35,6 +37,7 @@ _CLIENT_OPTIONS: dict[str, Any] = {
     "connection_timeout": 1.5,
     "read_timeout": 2,
 }
+_LOCK = threading.Lock()  # held to find or start a table's creation, never across a request
 
 
 class StateUnavailableError(ApiError):
@@ -55,25 +58,56 @@ def reachable(doing: str) -> Iterator[None]:
         raise StateUnavailableError() from None
 
 
-@functools.cache
 def table(name: str) -> TableClient:
-    """The table, created on its first use in this process (a failure is not cached: the next use retries)."""
-    client = _service().get_table_client(name)
+    """The table, created on its first use in this process, once however many requests need it then.
+
+    The requests that arrive while it is being created wait for that creation and share its outcome,
+    so none waits longer than one attempt; a failure is not kept, and the next request tries again.
+    """
+    with _LOCK:
+        tables = _tables()
+        creation = tables.get(name)
+        creating = creation is None
+        if creation is None:
+            creation = tables[name] = Future()
+    if creating:
+        try:
+            creation.set_result(_created(name))
+        except BaseException as error:
+            with _LOCK:
+                del tables[name]
+            creation.set_exception(error)
+    return creation.result()
+
+
+@functools.cache
+def _tables() -> dict[str, Future[TableClient]]:
+    """Each table's client in this process, or its creation under way."""
+    return {}
+
+
+def _created(name: str) -> TableClient:
+    """A client of the table's own, used by one request before any other may use it.
+
+    The SDK is not safe for concurrent first requests: they race to open one HTTP session (a request
+    can find it without its adapters, a ServiceResponseError), and a client made with
+    get_table_client rewires the policies it shares with the others while they send.
+    """
+    client = _client(name)
     with reachable(f"creating table {name}"), contextlib.suppress(ResourceExistsError):
         client.create_table()
     return client
 
 
-@functools.cache
-def _service() -> TableServiceClient:
+def _client(name: str) -> TableClient:
     settings = get_settings()
     try:
         if settings.storage_connection_string:
-            return TableServiceClient.from_connection_string(settings.storage_connection_string, **_CLIENT_OPTIONS)
+            return TableClient.from_connection_string(settings.storage_connection_string, name, **_CLIENT_OPTIONS)
         from shared.identity import credential
 
-        return TableServiceClient(
-            _endpoint(settings), credential=credential(settings.storage_client_id), **_CLIENT_OPTIONS
+        return TableClient(
+            _endpoint(settings), name, credential=credential(settings.storage_client_id), **_CLIENT_OPTIONS
         )
     except ValueError:
         raise ConfigurationError(STORAGE, "does not name a usable storage account (see its Table service)") from None

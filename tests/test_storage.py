@@ -10,8 +10,8 @@ from azure.data.tables import TableServiceClient
 
 import shared.storage
 from devtools.azurite import Azurite
-from testing.standins import KeyVaultStandIn, Received, StandIn, TwilioStandIn
-from tests.state_support import CALL, Answer, as_storage, keyed, unreachable_storage
+from testing.standins import Fault, KeyVaultStandIn, Received, StandIn, TwilioStandIn
+from tests.state_support import CALL, Answer, as_storage, keyed, table_error, unreachable_storage
 from tests.support import body_json, error_of, fixture, signed_post
 
 __all__ = ["unreachable_storage"]  # fixtures
@@ -75,7 +75,7 @@ def test_identity_based_storage_uses_the_apps_managed_identity(
 def test_an_account_name_means_its_public_table_endpoint(env: pytest.MonkeyPatch) -> None:
     env.setenv("AzureWebJobsStorage__accountName", "myappstore")
 
-    assert shared.storage._service().url.startswith("https://myappstore.table.core.windows.net")
+    assert shared.storage._client("idempotency").url.startswith("https://myappstore.table.core.windows.net")
 
 
 class SilentStore(StandIn):
@@ -114,3 +114,75 @@ def test_a_store_that_never_answers_is_given_up_on_with_503(twilio: TwilioStandI
 def test_webhooks_never_touch_the_storage(silent_store: SilentStore, name: str, form: str, status: int) -> None:
     assert signed_post(name, fixture(form)).status_code == status
     assert silent_store.received == []
+
+
+# --- first use: tables created once per instance, however many requests need them at once -------------------
+
+
+class TableStore(StandIn):
+    """A Table endpoint that creates any table and finds no limit counter yet, so each request takes
+    its slot. Faults play on table creations only: a store slow, or failing, to create one."""
+
+    def applies_faults(self, request: Received) -> bool:
+        return _creates_a_table(request)
+
+    def answer(self, request: Received) -> Answer:
+        if request.method == "GET":
+            return 200, {"value": []}, {}
+        return 201, {}, {"ETag": "W/\"datetime'created'\""}
+
+    def table_creations(self) -> list[Received]:
+        return [r for r in self.received if _creates_a_table(r)]
+
+
+def _creates_a_table(request: Received) -> bool:
+    return request.method == "POST" and request.path.endswith("/Tables")
+
+
+@pytest.fixture
+def table_store(env: pytest.MonkeyPatch) -> Iterator[TableStore]:
+    with as_storage(TableStore(), env) as store:
+        yield store
+
+
+def burst(size: int) -> list[int]:
+    """`size` make_call requests sent at once to a cold instance; their statuses."""
+    together = threading.Barrier(size)
+    answers: list[int] = []
+
+    def send() -> None:
+        together.wait()
+        answers.append(keyed("make_call", CALL, None).status_code)
+
+    senders = [threading.Thread(target=send) for _ in range(size)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    return answers
+
+
+def test_a_burst_of_first_requests_shares_one_table_creation(twilio: TwilioStandIn, table_store: TableStore) -> None:
+    """The creation answers late, as a loaded store may: the burst meets it under way, and waits for it."""
+    table_store.fail_next(Fault(delay=0.5))
+
+    assert burst(6) == [201] * 6
+    assert len(table_store.table_creations()) == 1
+
+
+def test_a_failed_table_creation_is_tried_again_by_the_next_request(
+    twilio: TwilioStandIn, table_store: TableStore
+) -> None:
+    table_store.fail_next(Fault(status=403, body=table_error("AuthorizationFailure")))
+
+    assert [keyed("make_call", CALL, None).status_code for _ in range(2)] == [503, 201]
+    assert len(table_store.table_creations()) == 2
+
+
+def test_a_burst_on_a_store_that_never_answers_waits_on_one_table_creation(
+    twilio: TwilioStandIn, silent_store: SilentStore
+) -> None:
+    """Each request waits no longer than the one attempt under way: none tries again after it fails."""
+    assert burst(6) == [503] * 6
+    assert len(silent_store.received) == 1
+    assert twilio.received == []
