@@ -26,6 +26,7 @@ SETTINGS = frozenset(
         "DESTINATION_HOURLY_LIMIT",
         "DAILY_LIMIT",
         "LIMITS_FAIL_OPEN",
+        "PER_INSTANCE_CONCURRENCY",
     }
 )
 

@@ -64,6 +64,7 @@ def deliver(
     """
     from shared import idempotency, limits  # on first use: their dataclasses weigh on the cold import
 
+    _ = get_settings().per_instance_concurrency  # the Twilio client's: a mistake answers 503 before anything is counted
     key = idempotency.requested_key(req)
     if key is None:
         limits.take_slot(request.to)
