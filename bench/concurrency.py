@@ -24,7 +24,7 @@ TWILIO_DELAY = (0.05, 0.2)  # seconds, spread evenly over the requests
 # The levels take turns, round after round, so that a machine busier at one moment weighs on all of them alike.
 ROUNDS = 3
 # Requests each concurrent client sends per round, one after another: make_call waits on Twilio, voice_url on nothing.
-REQUESTS_PER_CLIENT = {"make_call": 16, "voice_url": 300}
+REQUESTS_PER_CLIENT = {"make_call": 16, "voice_url": 200}
 STATUS = {"make_call": 201, "voice_url": 200}
 
 
