@@ -38,11 +38,12 @@ def main() -> int:
         " interpreters, their ratio the median of each round's, app and baseline having run back to back."
         f" Warm figures: percentiles over {warm.REQUESTS:,} requests, or {roundtrips.WEBHOOKS // 2:,} per webhook"
         " with Key Vault. Counts are exact. The cold ratio is the median of per-round ratios, so it can differ"
-        " from the ratio of the medians shown beside it. Concurrent rows: N clients at once, each sending"
+        " from the ratio of the medians shown beside it. Concurrent rows: N clients at once sending N times"
         f" {concurrency.REQUESTS_PER_CLIENT['make_call']} make_call or {concurrency.REQUESTS_PER_CLIENT['voice_url']}"
-        " voice_url one after another, answered on a pool of N threads with PER_INSTANCE_CONCURRENCY=N, beside"
-        f" one client; {concurrency.ROUNDS} rounds, the levels taking turns; throughput the median of the rounds and"
-        " its ratio the median of each round's; Twilio's stand-in answers after 50 to 200 ms, spread evenly.\n"
+        " voice_url, each the next as soon as it has an answer, on a pool of N threads with"
+        f" PER_INSTANCE_CONCURRENCY=N, beside one client; {concurrency.ROUNDS} rounds, the levels taking turns;"
+        " throughput the median of the rounds and its ratio the median of each round's; Twilio's stand-in"
+        " answers after 50 to 200 ms, spread evenly.\n"
     )
     print(render(rows))
     print(f"\n{time.perf_counter() - started:.0f} s in all.")

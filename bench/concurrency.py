@@ -5,6 +5,7 @@ once (Flex Consumption's per-instance concurrency) gains and costs, beside one r
 from __future__ import annotations
 
 import importlib
+import queue
 import statistics
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ LEVELS = (1, 4, 16, 32)
 TWILIO_DELAY = (0.05, 0.2)  # seconds, spread evenly over the requests
 # The levels take turns, round after round, so that a machine busier at one moment weighs on all of them alike.
 ROUNDS = 3
-# Requests each concurrent client sends per round, one after another: make_call waits on Twilio, voice_url on nothing.
+# Requests per concurrent client per round: make_call waits on Twilio, voice_url on nothing.
 REQUESTS_PER_CLIENT = {"make_call": 16, "voice_url": 200}
 STATUS = {"make_call": 201, "voice_url": 200}
 
@@ -38,11 +39,21 @@ class Level:
 
 
 def clients(handler: Handler, request: WebRequest, status: int, level: int, each: int) -> tuple[list[float], float]:
-    """`level` clients at once, each sending `each` requests one after another, on a pool of `level` threads:
-    each request's seconds, and the seconds they all took."""
+    """`level` clients at once sending `level` * `each` requests, on a pool of `level` threads, each client taking
+    the next request as soon as it has its answer, as the worker's threads take the host's next invocation (so
+    that no client is left sending alone at the end): each request's seconds, and the seconds they all took."""
+    pending: queue.SimpleQueue[None] = queue.SimpleQueue()
+    for _ in range(level * each):
+        pending.put(None)
 
     def client() -> list[float]:
-        return [serve(handler, request, status) for _ in range(each)]
+        seconds: list[float] = []
+        while True:
+            try:
+                pending.get_nowait()
+            except queue.Empty:
+                return seconds
+            seconds.append(serve(handler, request, status))
 
     with ThreadPoolExecutor(max_workers=level, thread_name_prefix="bench-client") as pool:
         start = perf_counter()
