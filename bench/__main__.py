@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import cold, roundtrips, state, warm
+from bench import cold, concurrency, roundtrips, state, warm
 from bench.table import Row, render
 
 SCENARIOS: dict[str, Callable[[], list[Row]]] = {
@@ -19,6 +19,7 @@ SCENARIOS: dict[str, Callable[[], list[Row]]] = {
     "warm webhooks beside the library floor": warm.rows,
     "warm traffic through the Key Vault and Twilio stand-ins": roundtrips.rows,
     "make_call with its state in Table storage (Azurite)": state.rows,
+    "concurrent requests on a thread pool, Twilio answering after 50-200 ms": concurrency.rows,
 }
 
 
@@ -37,7 +38,12 @@ def main() -> int:
         " interpreters, their ratio the median of each round's, app and baseline having run back to back."
         f" Warm figures: percentiles over {warm.REQUESTS:,} requests, or {roundtrips.WEBHOOKS // 2:,} per webhook"
         " with Key Vault. Counts are exact. The cold ratio is the median of per-round ratios, so it can differ"
-        " from the ratio of the medians shown beside it.\n"
+        " from the ratio of the medians shown beside it. Concurrent rows: N clients at once sending N times"
+        f" {concurrency.REQUESTS_PER_CLIENT['make_call']} make_call or {concurrency.REQUESTS_PER_CLIENT['voice_url']}"
+        " voice_url, each the next as soon as it has an answer, on a pool of N threads with"
+        f" PER_INSTANCE_CONCURRENCY=N, beside one client; {concurrency.ROUNDS} rounds, the levels taking turns;"
+        " throughput the median of the rounds and its ratio the median of each round's; Twilio's stand-in"
+        " answers after 50 to 200 ms, spread evenly.\n"
     )
     print(render(rows))
     print(f"\n{time.perf_counter() - started:.0f} s in all.")

@@ -28,6 +28,7 @@ class Row:
     baseline: float
     target: Target | None = None
     count: bool = False  # the figures count things; otherwise they are seconds
+    per_second: bool = False  # the figures count things per second
     paired_ratio: float | None = None  # measured round by round; otherwise app / baseline
 
     def cells(self) -> tuple[str, ...]:
@@ -36,6 +37,8 @@ class Row:
         return (self.measure, self._figure(self.app), self._figure(self.baseline), _ratio(ratio), target)
 
     def _figure(self, value: float) -> str:
+        if self.per_second:
+            return f"{value:,.1f}/s"
         if self.count:
             return f"{value:,.0f}"
         return f"{value * 1e6:.1f} µs" if value < 1e-3 else f"{value * 1e3:.1f} ms"

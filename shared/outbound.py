@@ -75,6 +75,7 @@ def deliver(
     """
     from shared import idempotency, limits  # on first use: their dataclasses weigh on the cold import
 
+    _ = settings.per_instance_concurrency  # the Twilio client's: a mistake answers 503 before anything is counted
     if key is None:
         limits.take_slot(request.to, settings)
         return Outcome(201, send())

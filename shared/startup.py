@@ -28,6 +28,7 @@ def on_load() -> None:
         credentials.prefetch()
     try:
         settings.destination_hourly_limit, settings.daily_limit, settings.limits_fail_open  # noqa: B018 - parsed here
+        _ = settings.per_instance_concurrency
     except ApiError as error:
         logger.error("%s %s", error.message, _OUTBOUND_STOPPED)
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -81,11 +80,14 @@ def _retry_policy() -> Retry:
 
 @functools.cache
 def _http_client() -> TwilioHttpClient:
-    """One session for the process, so warm calls reuse a pooled HTTPS connection."""
-    http = TwilioHttpClient(timeout=get_settings().twilio_http_timeout, logger=_wire_logger)
+    """One session for the process, so warm calls reuse pooled HTTPS connections: one for each request the
+    instance may answer at once. A smaller pool would close and reopen connections (a TLS handshake each)
+    whenever more calls overlap than it keeps."""
+    settings = get_settings()
+    http = TwilioHttpClient(timeout=settings.twilio_http_timeout, logger=_wire_logger)
     assert http.session is not None
-    # Twilio's own pool size, with the retry policy above; http:// too, for a local sandbox.
-    adapter = HTTPAdapter(pool_maxsize=min(32, (os.cpu_count() or 1) + 4), max_retries=_retry_policy())
+    # With the retry policy above; http:// too, for a local sandbox.
+    adapter = HTTPAdapter(pool_maxsize=settings.per_instance_concurrency, max_retries=_retry_policy())
     http.session.mount("https://", adapter)
     http.session.mount("http://", adapter)
     for name in ("urllib3.connectionpool", "urllib3.util.retry"):

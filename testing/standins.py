@@ -27,6 +27,12 @@ import trustme
 
 from devtools.sandbox.answers import list_page, twilio_error
 
+# Seconds a stand-in takes to answer each request: a fixed figure, or a spread between two bounds.
+Delay = float | tuple[float, float]
+# Each request's place in a spread: the golden ratio's multiples modulo 1 cover [0, 1) evenly from the first few
+# requests on, where random draws would leave a few dozen of them bunched by chance.
+_GOLDEN = (5**0.5 - 1) / 2
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -61,13 +67,16 @@ class Received:
 class StandIn:
     """A threaded HTTP(S) server on a free loopback port, with a script of faults to play."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None, delay: float = 0.0) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, delay: Delay = 0.0) -> None:
         self.received: list[Received] = []
         self.faults: deque[Fault] = deque()
         self.connections = 0
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it was answering at once
         self.delay = delay
+        # When set, the requests a subclass names wait here for each other: it breaks if they come one after another.
+        self.together: threading.Barrier | None = None
+        self._spread = 0.0
         self._lock = threading.Lock()
         self._server = _Server(self, tls)
         self._thread = threading.Thread(
@@ -111,6 +120,22 @@ class StandIn:
         with self._lock:
             self.connections += 1
 
+    def pause(self) -> None:
+        """Take as long to answer as the remote service would, before answering at all."""
+        delay = self.delay
+        if isinstance(delay, tuple):
+            with self._lock:
+                self._spread = (self._spread + _GOLDEN) % 1
+                low, high = delay
+                delay = low + (high - low) * self._spread
+        if delay:
+            time.sleep(delay)
+
+    def meet(self) -> None:
+        if self.together is not None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.together.wait()
+
     def applies_faults(self, request: Received) -> bool:
         return True
 
@@ -120,6 +145,9 @@ class StandIn:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of new connections would overflow it, some refused
+    # and others retried after a second, where a real service accepts them all.
+    request_queue_size = 128
 
     def __init__(self, owner: StandIn, tls: ssl.SSLContext | None) -> None:
         self.owner = owner
@@ -177,8 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
             form=parse_qs(body, keep_blank_values=True),
         )
         owner.record(request)
-        if owner.delay:
-            time.sleep(owner.delay)
+        owner.pause()
         fault = owner.next_fault() if owner.applies_faults(request) else None
         if fault is not None:
             time.sleep(fault.delay)
@@ -199,12 +226,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class TwilioStandIn(StandIn):
-    """Twilio's REST API for calls, messages and phone numbers: basic auth checked, Twilio's error bodies."""
+    """Twilio's REST API for calls, messages and phone numbers: basic auth checked, Twilio's error bodies.
+    With `together` set, each call or message created waits for the others."""
 
     CREATE = re.compile(r"^/2010-04-01/Accounts/(AC\w+)/(Calls|Messages)\.json$")
     NUMBERS = re.compile(r"^/2010-04-01/Accounts/(AC\w+)/IncomingPhoneNumbers(?:/(PN\w+))?\.json$")
 
-    def __init__(self, account_sid: str, auth_token: str, delay: float = 0.0) -> None:
+    def __init__(self, account_sid: str, auth_token: str, delay: Delay = 0.0) -> None:
         super().__init__(delay=delay)
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -260,6 +288,7 @@ class TwilioStandIn(StandIn):
             "api_version": "2010-04-01",
         }
         self.sids.append(resource["sid"])
+        self.meet()
         return 201, resource, {}
 
     def _numbers(self, request: Received, sid: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -306,11 +335,12 @@ class IdentityStandIn(StandIn):
 
 
 class KeyVaultStandIn(StandIn):
-    """Key Vault's GET /secrets/{name}, over HTTPS, with its 401 bearer challenge."""
+    """Key Vault's GET /secrets/{name}, over HTTPS, with its 401 bearer challenge. With `together` set,
+    each secret read waits for the others."""
 
     SECRET = re.compile(r"^/secrets/([\w-]+)/?([\w-]*)$")
 
-    def __init__(self, secrets_: dict[str, str], delay: float = 0.0) -> None:
+    def __init__(self, secrets_: dict[str, str], delay: Delay = 0.0) -> None:
         ca = trustme.CA()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1").configure_cert(context)
@@ -321,8 +351,6 @@ class KeyVaultStandIn(StandIn):
         self.secrets = dict(secrets_)
         self.fetches: Counter[str] = Counter()
         self.identity = IdentityStandIn()
-        # When set, each secret read waits here for the others: it breaks if they come one after another.
-        self.together: threading.Barrier | None = None
 
     def start(self) -> Self:
         self.identity.start()
@@ -353,9 +381,7 @@ class KeyVaultStandIn(StandIn):
             return 404, {"error": missing}, {}
         name = match[1]
         self.fetches[name] += 1
-        if self.together is not None:
-            with contextlib.suppress(threading.BrokenBarrierError):
-                self.together.wait()
+        self.meet()
         version = match[2] or "0123456789abcdef0123456789abcdef"
         secret = {
             "value": self.secrets[name],

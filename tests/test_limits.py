@@ -17,6 +17,7 @@ from devtools.sandbox.answers import twilio_error
 from shared.errors import ApiError
 from shared.limits import _Counter, _counters, _exceeded, take_slot
 from shared.settings import Settings
+from testing.process_state import clear_caches
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
 from tests.state_support import (
     CALL,
@@ -103,6 +104,19 @@ def test_each_destination_has_its_own_hourly_count(twilio: TwilioStandIn, storag
     keyed("make_call", CALL, None)
 
     assert keyed("make_call", {**CALL, "to": OTHER_NUMBER}, None).status_code == 201
+
+
+def test_a_broken_per_instance_concurrency_answers_503_before_the_limits_count_the_call(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("DAILY_LIMIT", "1")
+    env.setenv("PER_INSTANCE_CONCURRENCY", "0")
+    refused = keyed("make_call", CALL, None)
+    env.setenv("PER_INSTANCE_CONCURRENCY", "4")
+    clear_caches()  # settings are read once: as when the app restarts with the setting fixed
+
+    assert (refused.status_code, error_of(refused)["target"]) == (503, "PER_INSTANCE_CONCURRENCY")
+    assert keyed("make_call", CALL, None).status_code == 201
 
 
 def test_the_daily_limit_counts_every_destination_until_the_utc_day_ends(

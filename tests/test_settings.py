@@ -31,6 +31,7 @@ def test_defaults_without_any_setting_are_the_documented_ones() -> None:
     assert settings.secret_ttl == 900
     assert settings.prefetch_secrets is True
     assert (settings.destination_hourly_limit, settings.daily_limit, settings.limits_fail_open) == (10, None, False)
+    assert settings.per_instance_concurrency == 16
     assert settings.storage_configured is False
 
 
@@ -78,6 +79,7 @@ def test_every_setting_is_read_from_its_own_variable(env: pytest.MonkeyPatch) ->
         "DESTINATION_HOURLY_LIMIT": "3",
         "DAILY_LIMIT": "100",
         "LIMITS_FAIL_OPEN": "true",
+        "PER_INSTANCE_CONCURRENCY": "8",
     }.items():
         env.setenv(name, value)
 
@@ -104,6 +106,7 @@ def test_every_setting_is_read_from_its_own_variable(env: pytest.MonkeyPatch) ->
         destination_hourly_limit_setting="3",
         daily_limit_setting="100",
         limits_fail_open_setting="true",
+        per_instance_concurrency_setting="8",
     )
 
 
@@ -315,3 +318,28 @@ def test_setting_names_hold_every_name_the_common_package_reads_from_os_environ(
 
 def test_the_test_environment_cleaner_clears_every_setting_name() -> None:
     assert without_settings(dict.fromkeys(SETTING_NAMES, "set") | {"PATH": "/usr/bin"}) == {"PATH": "/usr/bin"}
+
+
+@pytest.mark.parametrize(("value", "concurrency"), [("1", 1), (" 32 ", 32), ("1000", 1000)])
+def test_per_instance_concurrency_is_a_whole_number_from_1_to_1000(
+    env: pytest.MonkeyPatch, value: str, concurrency: int
+) -> None:
+    env.setenv("PER_INSTANCE_CONCURRENCY", value)
+
+    assert get_settings().per_instance_concurrency == concurrency
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "-4", "1.5", "sixteen", "\u0661\u0666"])
+def test_a_broken_per_instance_concurrency_is_named_in_a_503_where_used(env: pytest.MonkeyPatch, value: str) -> None:
+    env.setenv("PER_INSTANCE_CONCURRENCY", value)
+    settings = get_settings()
+
+    with pytest.raises(ApiError) as raised:
+        _ = settings.per_instance_concurrency
+
+    assert (raised.value.status, raised.value.code, raised.value.message, raised.value.target) == (
+        503,
+        "configuration_error",
+        "Setting PER_INSTANCE_CONCURRENCY must be a whole number from 1 to 1000.",
+        "PER_INSTANCE_CONCURRENCY",
+    )

@@ -55,7 +55,10 @@ def test_sms_url_without_credentials_answers_503_naming_nothing(env: pytest.Monk
     }
 
 
-@pytest.mark.parametrize(("name", "value"), [("TWILIO_FROM_NUMBER", "MyBrand"), ("ALLOWED_DESTINATIONS", ",")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("TWILIO_FROM_NUMBER", "MyBrand"), ("ALLOWED_DESTINATIONS", ","), ("PER_INSTANCE_CONCURRENCY", "0")],
+)
 def test_sms_url_answers_even_when_an_outbound_setting_is_wrong(env: pytest.MonkeyPatch, name: str, value: str) -> None:
     env.setenv(name, value)
 

@@ -78,6 +78,12 @@ def test_startup_warns_that_twilio_calls_go_elsewhere(
             " make_call and send_sms will answer 503 until it is fixed.",
         ),
         (
+            "PER_INSTANCE_CONCURRENCY",
+            "many",
+            "Setting PER_INSTANCE_CONCURRENCY must be a whole number from 1 to 1000."
+            " make_call and send_sms will answer 503 until it is fixed.",
+        ),
+        (
             "ALLOWED_DESTINATIONS",
             ",",
             "Setting ALLOWED_DESTINATIONS names no destination: list region codes or prefixes such as US,CA or"

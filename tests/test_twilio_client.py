@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -312,3 +313,49 @@ def test_warm_calls_share_one_pooled_connection(twilio: TwilioStandIn) -> None:
 
     assert twilio.connections == 1
     assert len({body_json(post_json("make_call", CALL))["sid"] for _ in range(3)}) == 3
+
+
+def place_in_bursts(twilio: TwilioStandIn, callers: int, bursts: int) -> list[int]:
+    """`callers` threads, as the Python worker runs synchronous functions, each placing one call per burst.
+    The stand-in holds every call of a burst until all of them are in flight; the callers wait for each other
+    between bursts, so that all the connections are idle together, as between two bursts of traffic."""
+    twilio.together = threading.Barrier(callers, timeout=20)
+    between = threading.Barrier(callers, timeout=20)
+
+    def place() -> list[int]:
+        statuses = []
+        for _ in range(bursts):
+            statuses.append(post_json("make_call", CALL).status_code)
+            between.wait()
+        return statuses
+
+    with ThreadPoolExecutor(max_workers=callers) as pool:
+        futures = [pool.submit(place) for _ in range(callers)]
+        statuses = [status for future in futures for status in future.result()]
+    assert not twilio.together.broken
+    return statuses
+
+
+def test_concurrent_calls_open_one_connection_each_and_reuse_them(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch
+) -> None:
+    # More than the 32 connections a pool sized min(32, CPUs + 4) keeps, on any machine.
+    env.setenv("PER_INSTANCE_CONCURRENCY", "40")
+    env.setenv("TWILIO_HTTP_TIMEOUT", "30")  # a loaded machine may take a while to bring all 40 in
+
+    statuses = place_in_bursts(twilio, callers=40, bursts=3)
+
+    assert statuses == [201] * 120
+    assert (twilio.connections, len(twilio.creations())) == (40, 120)
+
+
+def test_the_connection_pool_keeps_per_instance_concurrency_connections(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("PER_INSTANCE_CONCURRENCY", "2")
+
+    statuses = place_in_bursts(twilio, callers=4, bursts=3)
+
+    # 4 connections at first; after each burst, 2 are kept and the 2 others closed, then opened again.
+    assert statuses == [201] * 12
+    assert twilio.connections == 4 + 2 + 2
