@@ -52,6 +52,11 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+@description('HTTP requests one instance serves at once (1 to 1000). Flex Consumption gives a Python app 1 unless told; the app\'s Twilio connection pool is sized to match.')
+@minValue(1)
+@maxValue(1000)
+param perInstanceConcurrency int = 16
+
 @description('HTTP instances kept warm (billed while idle). 0 scales to zero and has cold starts.')
 @minValue(0)
 @maxValue(1000)
@@ -162,6 +167,7 @@ module functionApp 'app/function.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     alwaysReadyInstanceCount: alwaysReadyInstanceCount
+    perInstanceConcurrency: perInstanceConcurrency
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     blobServiceUri: storage.outputs.blobServiceUri
     tableServiceUri: storage.outputs.tableServiceUri

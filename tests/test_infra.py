@@ -910,3 +910,20 @@ def test_readme_commands_read_only_values_azd_writes() -> None:
 
     assert {"AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME", "FUNCTION_APP_URL"} <= used
     assert used <= set(bicep("main.bicep")["outputs"])
+
+
+def test_per_instance_concurrency_reaches_flex_and_the_app_with_the_apps_own_default() -> None:
+    """Flex scales on it, and the app sizes its Twilio connection pool to it: both must get the same number."""
+    scale = only("app/function.bicep", "Microsoft.Web/sites")["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    setting = app_settings()["PER_INSTANCE_CONCURRENCY"]
+
+    assert scale["triggers"] == {"http": {"perInstanceConcurrency": "perInstanceConcurrency"}}
+    assert setting == {"function": {"type": "string", "parameters": {"value_to_convert": "perInstanceConcurrency"}}}
+    assert module_params("functionApp")["perInstanceConcurrency"] == "perInstanceConcurrency"
+    assert (decorator("perInstanceConcurrency", "min_value"), decorator("perInstanceConcurrency", "max_value")) == (
+        1,
+        1000,
+    )
+    default = bicep("main.bicep")["parameters"]["perInstanceConcurrency"]["default"]
+    assert default == Settings().per_instance_concurrency
+    assert parameters_file()["perInstanceConcurrency"] == {"value": f"${{PER_INSTANCE_CONCURRENCY={default}}}"}

@@ -10,6 +10,7 @@ param pythonVersion string
 param instanceMemoryMB int
 param maximumInstanceCount int
 param alwaysReadyInstanceCount int
+param perInstanceConcurrency int
 param deploymentContainerUrl string
 param blobServiceUri string
 param tableServiceUri string
@@ -62,6 +63,11 @@ var appSettings = [
     // Keeps DefaultAzureCredential from probing developer credentials in Azure.
     name: 'AZURE_TOKEN_CREDENTIALS'
     value: 'prod'
+  }
+  {
+    // Sizes the Twilio client's connection pool to the requests an instance serves at once.
+    name: 'PER_INSTANCE_CONCURRENCY'
+    value: string(perInstanceConcurrency)
   }
   {
     name: 'TWILIO_FROM_NUMBER'
@@ -130,6 +136,12 @@ resource functionApp 'Microsoft.Web/sites@2024-11-01' = {
         alwaysReady: (alwaysReadyInstanceCount > 0) ? [{ name: 'http', instanceCount: alwaysReadyInstanceCount }] : []
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
+        // https://learn.microsoft.com/azure/azure-functions/flex-consumption-how-to#set-http-concurrency-limits
+        triggers: {
+          http: {
+            perInstanceConcurrency: perInstanceConcurrency
+          }
+        }
       }
       runtime: {
         name: 'python'
