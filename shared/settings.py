@@ -19,8 +19,9 @@ DEFAULT_VOICE_MESSAGE = "Hello Monkey!"
 DEFAULT_SMS_REPLY = "Hey, thanks for the ping! Twilio and Azure rock!"
 DEFAULT_DESTINATION_HOURLY_LIMIT = 10
 # HTTP requests one instance answers at once: Flex Consumption's perInstanceConcurrency, 1 for Python unless set.
-# At 16, `make bench` measured make_call 13 to 15 times as fast as one at a time, its p99 within 16 %; at 32, the
-# p99 grew by up to 72 % (the GIL). Flex's own default for the other languages on 2048 MB instances is 16 too.
+# At 16, `make bench` measured make_call about 15 times as fast as one at a time, its median unchanged; 32 gave 26
+# to 29 times, but every request's work shares one GIL: voice_url's p99, 5 to 9 ms alone, was 45 to 80 ms at 16 and
+# 80 to 120 ms at 32. Flex's own default on 2048 MB instances, for the other languages, is 16 as well.
 DEFAULT_PER_INSTANCE_CONCURRENCY = 16
 # The Functions host gives the Python worker 1000 threads unless PYTHON_THREADPOOL_THREAD_COUNT is set, and urllib3
 # fills a pool's queue up front, one placeholder per connection it may keep.
