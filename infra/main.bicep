@@ -52,6 +52,8 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+// "In Python apps, all instance sizes use an HTTP trigger concurrency level of one by default":
+// https://learn.microsoft.com/azure/azure-functions/functions-concurrency#http-trigger-concurrency
 @description('HTTP requests one instance serves at once (1 to 1000). Flex Consumption gives a Python app 1 unless told; the app\'s Twilio connection pool is sized to match.')
 @minValue(1)
 @maxValue(1000)
