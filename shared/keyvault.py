@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -48,17 +48,22 @@ class _Vault:
 
 @functools.cache
 def _vault(vault_url: str) -> _Vault:
-    from azure.keyvault.secrets import SecretClient
-
-    from shared.identity import credential
-
     authorized = threading.Event()
 
     def on_request(request: PipelineRequest[HttpRequest]) -> None:
         if "Authorization" in request.http_request.headers:
             authorized.set()
 
-    client = SecretClient(
+    return _Vault(_client(vault_url, on_request), authorized)
+
+
+def _client(vault_url: str, on_request: Callable[[PipelineRequest[HttpRequest]], None]) -> SecretClient:
+    """Built apart from the cache around it, so that mutation testing reaches its retries and timeouts."""
+    from azure.keyvault.secrets import SecretClient
+
+    from shared.identity import credential
+
+    return SecretClient(
         vault_url,
         credential(),
         retry_total=4,
@@ -69,7 +74,6 @@ def _vault(vault_url: str) -> _Vault:
         read_timeout=5,
         raw_request_hook=on_request,
     )
-    return _Vault(client, authorized)
 
 
 def _read_secret(client: SecretClient, vault_url: str, name: str) -> str:

@@ -135,17 +135,18 @@ class Settings:
         """The requests one instance answers at once, so the Twilio calls it may have open at once."""
         return _concurrency(self.per_instance_concurrency_setting, "PER_INSTANCE_CONCURRENCY")
 
+    # The properties call plain functions, which mutation testing reaches (it leaves decorated ones alone).
     @property
     def storage_configured(self) -> bool:
-        return bool(self.storage_connection_string or self.storage_account_name or self.storage_table_service_uri)
+        return _storage_configured(self)
 
     @property
     def destination_prefixes(self) -> tuple[str, ...]:
-        return tuple(entry for entry in self.allowed_destinations if entry.startswith("+"))
+        return _prefixes(self.allowed_destinations)
 
     @property
     def destination_regions(self) -> frozenset[str]:
-        return frozenset(entry for entry in self.allowed_destinations if not entry.startswith("+"))
+        return _regions(self.allowed_destinations)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -178,6 +179,20 @@ class Settings:
             limits_fail_open_setting=environ.get("LIMITS_FAIL_OPEN", ""),
             per_instance_concurrency_setting=environ.get("PER_INSTANCE_CONCURRENCY", ""),
         )
+
+
+def _storage_configured(settings: Settings) -> bool:
+    return bool(
+        settings.storage_connection_string or settings.storage_account_name or settings.storage_table_service_uri
+    )
+
+
+def _prefixes(destinations: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(entry for entry in destinations if entry.startswith("+"))
+
+
+def _regions(destinations: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(entry for entry in destinations if not entry.startswith("+"))
 
 
 @functools.cache

@@ -83,6 +83,11 @@ def _http_client() -> TwilioHttpClient:
     """One session for the process, so warm calls reuse pooled HTTPS connections: one for each request the
     instance may answer at once. A smaller pool would close and reopen connections (a TLS handshake each)
     whenever more calls overlap than it keeps."""
+    return _new_http_client()
+
+
+def _new_http_client() -> TwilioHttpClient:
+    """Built apart from the cache around it, so that mutation testing reaches its pool and retries."""
     settings = get_settings()
     http = TwilioHttpClient(timeout=settings.twilio_http_timeout, logger=_wire_logger)
     assert http.session is not None
