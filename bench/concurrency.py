@@ -42,7 +42,7 @@ class Guards:
 # small a pool, would not); voice_url waits on nothing, so it should lose little throughput, its p99 taking turns
 # for the GIL with every other request's.
 GUARDS = {
-    "make_call": {4: Guards(3, 1.2, 1.4), 16: Guards(10, 1.2, 1.4), 32: Guards(20, 1.3, 1.8)},
+    "make_call": {4: Guards(3, 1.2, 1.4), 16: Guards(10, 1.2, 1.4), 32: Guards(20, 1.3, 2.5)},
     "voice_url": {4: Guards(0.5, 1.5, 20), 16: Guards(0.5, 1.5, 40), 32: Guards(0.5, 2, 50)},
 }
 
