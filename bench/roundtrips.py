@@ -52,6 +52,7 @@ def rows() -> list[Row]:
                 f"warm {function} p50, Key Vault configured, vs classic reading it per request",
                 percentile(app.seconds[function], 0.50),
                 percentile(classic.seconds[function], 0.50),
+                Target(0.05),
             )
             for function in WEBHOOK_FUNCTIONS
         ),
@@ -59,6 +60,7 @@ def rows() -> list[Row]:
             f"warm make_call p50 vs classic ({CALLS} in a row)",
             percentile(app.seconds["make_call"], 0.50),
             percentile(classic.seconds["make_call"], 0.50),
+            Target(0.2),
         ),
         Row(
             f"TCP connections to Twilio over {CALLS} make_call",

@@ -14,7 +14,7 @@ from bench import traffic
 from bench.measure import percentile, rounds
 from bench.process import app_settings, running
 from bench.request import WebRequest, handlers, serve
-from bench.table import Row
+from bench.table import Row, Target
 from devtools.azurite import Azurite
 from testing.standins import TwilioStandIn
 
@@ -56,11 +56,13 @@ def rows() -> list[Row]:
             "warm make_call p50 with an Idempotency-Key vs without (Azurite)",
             percentile(with_key, 0.50),
             percentile(without_key, 0.50),
+            Target(2.5),
         ),
         Row(
             "warm make_call p50 under DESTINATION_HOURLY_LIMIT (Azurite) vs no storage",
             percentile(without_key, 0.50),
             percentile(no_storage, 0.50),
+            Target(10),
         ),
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,16 +10,30 @@ HEADER = ("measure", "app", "baseline", "app/baseline", "target")
 TIMES = "\u00d7"
 
 
+class Bound(enum.Enum):
+    """Which side of its limit a figure must stay: at most for a cost, at least for a throughput."""
+
+    AT_MOST = "≤"
+    AT_LEAST = "≥"
+
+    def holds(self, figure: float, limit: float) -> bool:
+        return figure <= limit if self is Bound.AT_MOST else figure >= limit
+
+
 @dataclass(frozen=True)
 class Target:
-    """The most a row may show: the ratio to its baseline, or (for counts) the app's own figure."""
+    """A regression guard on a row: its ratio to the baseline, or (for counts) the app's own figure."""
 
     limit: float
+    bound: Bound = Bound.AT_MOST
     of_ratio: bool = True
 
+    def met(self, app: float, ratio: float) -> bool:
+        return self.bound.holds(ratio if self.of_ratio else app, self.limit)
+
     def verdict(self, app: float, ratio: float) -> str:
-        met = (ratio if self.of_ratio else app) <= self.limit
-        return f"≤{self.limit:g}{TIMES if self.of_ratio else ''} {'✓' if met else '✗'}"
+        mark = "✓" if self.met(app, ratio) else "✗"
+        return f"{self.bound.value}{self.limit:g}{TIMES if self.of_ratio else ''} {mark}"
 
 
 @dataclass(frozen=True)
@@ -26,14 +41,14 @@ class Row:
     measure: str
     app: float
     baseline: float
-    target: Target | None = None
+    target: Target
     count: bool = False  # the figures count things; otherwise they are seconds
     per_second: bool = False  # the figures count things per second
     paired_ratio: float | None = None  # measured round by round; otherwise app / baseline
 
     def cells(self) -> tuple[str, ...]:
         ratio = self.app / self.baseline if self.paired_ratio is None else self.paired_ratio
-        target = "—" if self.target is None else self.target.verdict(self.app, ratio)
+        target = self.target.verdict(self.app, ratio)
         return (self.measure, self._figure(self.app), self._figure(self.baseline), _ratio(ratio), target)
 
     def _figure(self, value: float) -> str:
