@@ -23,7 +23,7 @@ test: setup $(INFRA_VENV)/.installed chromium
 
 # The deployment checks alone (part of `make test`): Bicep parsed and scanned, requirements resolved per Python, package contents.
 check-infra: setup $(INFRA_VENV)/.installed
-	$(PY) -m pytest tests/test_infra.py tests/test_requirements.py tests/test_funcignore.py
+	$(PY) -m pytest tests/deploy/test_infra.py tests/deploy/test_requirements.py tests/deploy/test_funcignore.py
 
 # `make run PORT=7072 PRISM_PORT=4011 AZURITE_PORT=10003` when the defaults are taken.
 PORT = 7071

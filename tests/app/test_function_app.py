@@ -15,7 +15,7 @@ import function_app
 from devtools.functions import indexed, route_prefix
 from shared.settings import ROUTE_PREFIX
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _indexed() -> dict[str, tuple[str, list[str], str]]:

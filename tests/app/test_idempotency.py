@@ -26,8 +26,7 @@ from shared.outbound import Call, deliver
 from shared.settings import Settings, get_settings
 from testing.process_state import clear_caches
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
-from tests.servers import unaccepting_port
-from tests.state_support import (
+from tests.app.state_support import (
     CALL,
     SMS,
     Answer,
@@ -40,6 +39,7 @@ from tests.state_support import (
     table_round_trips,
     unreachable_storage,
 )
+from tests.servers import unaccepting_port
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, eventually, function_url, invoke, logged
 
 __all__ = ["held_twilio", "table_round_trips", "unreachable_storage"]  # fixtures

@@ -18,9 +18,9 @@ from azure.data.tables import TableServiceClient
 from devtools.azurite import EMULATOR_DIR, Azurite
 from devtools.ports import accepting, free_port
 from testing.standins import TwilioStandIn
-from tests.state_support import HeldTwilio
+from tests.app.state_support import HeldTwilio
+from tests.host_process import REAL_TWILIO, ROOT, moved_to, run_host, start_host, stop_host, taken_port, wait_until_up
 from tests.support import eventually
-from tests.test_host import REAL_TWILIO, ROOT, _taken_port, moved_to, run_host, start_host, stop_host, wait_until_up
 
 HOURLY_LIMIT = 3
 
@@ -176,7 +176,7 @@ def test_the_storage_emulator_stops_with_the_host() -> None:
 def test_a_storage_the_user_names_is_used_instead_of_the_emulator(setting: str, value: str) -> None:
     """The emulator's port is taken: a host that started one would stop at once."""
     port = free_port()
-    with _taken_port() as azurite_port:
+    with taken_port() as azurite_port:
         environ = {**REAL_TWILIO, setting: value}
         process = start_host("--port", str(port), "--azurite-port", str(azurite_port), environ=environ)
         try:
@@ -203,7 +203,7 @@ def test_make_run_on_the_settings_example_keeps_its_storage_emulator(twilio: Twi
 
 
 def test_a_taken_storage_emulator_port_starts_nothing() -> None:
-    with _taken_port() as azurite_port:
+    with taken_port() as azurite_port:
         code, output = run_host("--port", str(free_port()), "--azurite-port", str(azurite_port), environ=REAL_TWILIO)
 
     assert code == 1

@@ -19,7 +19,7 @@ from shared.limits import _Counter, _counters, _exceeded, take_slot
 from shared.settings import Settings
 from testing.process_state import clear_caches
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
-from tests.state_support import (
+from tests.app.state_support import (
     CALL,
     SMS,
     Answer,

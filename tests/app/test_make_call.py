@@ -11,7 +11,7 @@ from devtools.azurite import Azurite
 from shared.outbound import Call
 from shared.settings import Settings
 from testing.standins import TwilioStandIn
-from tests.state_support import CALL, keyed
+from tests.app.state_support import CALL, keyed
 from tests.support import (
     ACCOUNT_SID,
     AUTH_TOKEN,

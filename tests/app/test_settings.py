@@ -12,7 +12,7 @@ from shared.errors import ApiError
 from shared.settings import SETTING_NAMES, Settings, get_settings
 from testing.process_state import without_settings
 
-SHARED = Path(__file__).resolve().parent.parent / "shared"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def test_defaults_without_any_setting_are_the_documented_ones() -> None:

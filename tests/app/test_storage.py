@@ -11,7 +11,7 @@ from azure.data.tables import TableServiceClient
 import shared.storage
 from devtools.azurite import Azurite
 from testing.standins import Fault, KeyVaultStandIn, Received, StandIn, TwilioStandIn
-from tests.state_support import CALL, Answer, as_storage, keyed, table_error, unreachable_storage
+from tests.app.state_support import CALL, Answer, as_storage, keyed, table_error, unreachable_storage
 from tests.support import body_json, error_of, fixture, signed_post
 
 __all__ = ["unreachable_storage"]  # fixtures

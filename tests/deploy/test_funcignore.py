@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pathspec
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP_FOLDERS = ("make_call", "voice_url", "sms_url", "send_sms", "call_status", "shared")
 APP_FILES = {"function_app.py", "host.json", "requirements.txt"}
 # What tools leave in a working tree: none of it may be deployed.

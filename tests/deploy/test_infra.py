@@ -20,10 +20,10 @@ import yaml
 from pycep import BicepParser
 
 from shared.settings import ROUTE_PREFIX, Settings
-from tests.flex_consumption import FLEX_REFUSES, SAMPLE_PATHS
+from tests.deploy.flex_consumption import FLEX_REFUSES, SAMPLE_PATHS
 from tests.support import FUNCTIONS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 CHECKOV = ROOT / ".venv-infra" / "bin" / "checkov"
 BICEP_FILES = sorted(path.relative_to(INFRA).as_posix() for path in INFRA.rglob("*.bicep"))

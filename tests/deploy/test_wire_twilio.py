@@ -29,7 +29,7 @@ from tests.servers import serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
 from tools.wire_twilio import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOOK = ROOT / "infra/hooks/postdeploy.sh"
 APP = "https://myapp.azurewebsites.net"
 NUMBER = "+15017122661"

@@ -12,13 +12,10 @@ import pty
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +26,6 @@ import requests
 from twilio.request_validator import RequestValidator
 
 import function_app
-from devtools.azurite import connection_string
 from devtools.host import _storage_configured, load_local_settings
 from devtools.invoke import main as invoke_main
 from devtools.ports import accepting, free_port, port_taken
@@ -37,17 +33,23 @@ from devtools.sandbox.prism import PassThrough
 from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FROM_NUMBER
 from devtools.sandbox.webhooks import send_signed, sms_params, status_params, voice_params
 from devtools.wsgi import LocalHost
-from shared.settings import STORAGE
 from testing.process_state import without_settings
 from testing.standins import TwilioStandIn
+from tests.host_process import (
+    NO_EMULATOR,
+    REAL_TWILIO,
+    moved_to,
+    run_host,
+    start_host,
+    stop_host,
+    taken_port,
+    wait_until_up,
+)
 from tests.servers import serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SITE = "mysite.azurewebsites.net"
-# A store named, so that `python -m devtools.host` starts no storage emulator where a test needs none.
-NO_EMULATOR = {STORAGE: connection_string("http://127.0.0.1:9/devstoreaccount1")}
-REAL_TWILIO = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 
 echo_app = func.FunctionApp()
 
@@ -344,7 +346,7 @@ def test_real_twilio_mode_starts_with_a_key_vault_url_alone() -> None:
 
 def test_a_taken_app_port_starts_nothing() -> None:
     prism_port = free_port()
-    with _taken_port() as port:
+    with taken_port() as port:
         code, output = run_host("--port", str(port), "--prism-port", str(prism_port))
 
     assert code == 1
@@ -353,7 +355,7 @@ def test_a_taken_app_port_starts_nothing() -> None:
 
 
 def test_a_taken_sandbox_port_starts_nothing() -> None:
-    with _taken_port() as prism_port:
+    with taken_port() as prism_port:
         code, output = run_host("--port", str(free_port()), "--prism-port", str(prism_port))
 
     assert code == 1
@@ -361,7 +363,7 @@ def test_a_taken_sandbox_port_starts_nothing() -> None:
 
 
 def test_every_taken_port_is_named_in_one_line_with_free_ones_to_pick() -> None:
-    with _taken_port() as port, _taken_port() as prism_port, _taken_port() as azurite_port:
+    with taken_port() as port, taken_port() as prism_port, taken_port() as azurite_port:
         ports = ("--port", str(port), "--prism-port", str(prism_port), "--azurite-port", str(azurite_port))
         code, output = run_host(*ports)
         named = f"Ports {port} (the app), {prism_port} (the Twilio sandbox), {azurite_port} (the storage emulator) are"
@@ -611,39 +613,6 @@ def test_prism_stops_with_the_host(stop_signal: signal.Signals) -> None:
     assert not accepting("127.0.0.1", prism_port)
 
 
-def start_host(*args: str, environ: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
-    """`python -m devtools.host` with no app setting of this process's, only `environ`."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "devtools.host", *args],
-        cwd=ROOT,
-        env={**without_settings(os.environ), **(environ or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def stop_host(process: subprocess.Popen[str], stop_signal: signal.Signals = signal.SIGTERM) -> str:
-    """Stop the host as a terminal or a service manager would; what it printed."""
-    if process.poll() is None:
-        process.send_signal(stop_signal)
-    try:
-        output, _ = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-    return output
-
-
-def wait_until_up(port: int, process: subprocess.Popen[Any], timeout: float = 180, host: str = "127.0.0.1") -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if accepting(host, port):
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def make_plan(*args: str) -> list[str]:
     """The commands `make` would run, without running them."""
     make = shutil.which("make")
@@ -656,45 +625,11 @@ def make_plan(*args: str) -> list[str]:
     ).stdout.splitlines()
 
 
-def run_host(*args: str, environ: Mapping[str, str] | None = None) -> tuple[int, str]:
-    """Run a host that is expected to stop by itself: its exit code and what it printed."""
-    process = start_host(*args, environ=environ)
-    try:
-        process.wait(timeout=60)
-    finally:
-        output = stop_host(process)
-    return process.returncode, output
-
-
-def moved_to(output: str, named: str, *variables_and_options: str) -> list[int]:
-    """The free ports suggested by the one line the host prints when the ports `named` are taken:
-    make run VARIABLE=port ... (or --option port ...)."""
-    variables, options = variables_and_options[::2], variables_and_options[1::2]
-    moves = " ".join(rf"{variable}=(\d+)" for variable in variables)
-    same = " ".join(rf"{option} \{number}" for number, option in enumerate(options, 1))
-    pick = "another" if len(variables) == 1 else "others"
-    said = rf"{re.escape(named)} already in use, so nothing was started; pick {pick}: make run {moves} \(or {same}\)\."
-    (line,) = output.splitlines()
-    match = re.fullmatch(said, line)
-    assert match is not None, line
-    return [int(number) for number in match.groups()]
-
-
 def _read_terminal(terminal: int, shown: list[bytes]) -> None:
     """What a terminal shows of the host's output, until the host has closed it."""
     with contextlib.suppress(OSError):  # EIO once the host has exited
         while chunk := os.read(terminal, 4096):
             shown.append(chunk)
-
-
-@contextmanager
-def _taken_port() -> Iterator[int]:
-    """A port another program listens on."""
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port: int = holder.getsockname()[1]
-        yield port
 
 
 def _post_signed_for_the_site(base: str) -> requests.Response:

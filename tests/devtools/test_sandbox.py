@@ -22,13 +22,13 @@ from devtools.ports import accepting, free_port
 from devtools.sandbox.prism import PassThrough, Prism
 from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from devtools.sandbox.webhooks import LocalRoute
-from tests.sandbox_support import RunningSandbox, app_with_sandbox, running_sandbox, settled, view
+from tests.devtools.sandbox_support import RunningSandbox, app_with_sandbox, running_sandbox, settled, view
+from tests.host_process import NO_EMULATOR, start_host, stop_host, wait_until_up
 from tests.servers import serving
 from tests.support import error_of, eventually, post_json
-from tests.test_host import NO_EMULATOR, start_host, stop_host, wait_until_up
 
 CALL = {"to": "+15558675310", "from": "+15017122661", "message": "Hello from Azure"}
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 QUICKSTART_BASE = "http://127.0.0.1:7071"
 
 

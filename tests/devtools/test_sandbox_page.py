@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.sandbox_support import RunningSandbox, app_with_sandbox, rendered_text, running_sandbox, settled
+from tests.devtools.sandbox_support import RunningSandbox, app_with_sandbox, rendered_text, running_sandbox, settled
 
 
 @pytest.fixture(scope="module")

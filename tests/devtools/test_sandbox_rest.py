@@ -19,7 +19,15 @@ from devtools.ports import free_port
 from devtools.sandbox.prism import SPEC
 from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from devtools.sandbox.webhooks import LocalRoute, sms_params
-from tests.sandbox_support import Hit, Receiver, RunningSandbox, app_with_sandbox, running_sandbox, settled, view
+from tests.devtools.sandbox_support import (
+    Hit,
+    Receiver,
+    RunningSandbox,
+    app_with_sandbox,
+    running_sandbox,
+    settled,
+    view,
+)
 from tests.servers import serving
 from tests.support import eventually
 
