@@ -26,23 +26,9 @@ from shared.outbound import Call, deliver
 from shared.settings import Settings, get_settings
 from testing.process_state import clear_caches
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
-from tests.app.state_support import (
-    CALL,
-    SMS,
-    Answer,
-    HeldTwilio,
-    as_storage,
-    held_twilio,
-    keyed,
-    table,
-    table_error,
-    table_round_trips,
-    unreachable_storage,
-)
+from tests.app.state_support import CALL, SMS, Answer, HeldTwilio, as_storage, keyed, table, table_error
 from tests.servers import unaccepting_port
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, eventually, function_url, invoke, logged
-
-__all__ = ["held_twilio", "table_round_trips", "unreachable_storage"]  # fixtures
 
 KEY = "order-1234-call"
 MALFORMED = {

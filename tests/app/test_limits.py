@@ -19,20 +19,8 @@ from shared.limits import _Counter, _counters, _exceeded, take_slot
 from shared.settings import Settings
 from testing.process_state import clear_caches
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
-from tests.app.state_support import (
-    CALL,
-    SMS,
-    Answer,
-    as_storage,
-    keyed,
-    table,
-    table_error,
-    table_round_trips,
-    unreachable_storage,
-)
+from tests.app.state_support import CALL, SMS, Answer, as_storage, keyed, table, table_error
 from tests.support import error_of, logged
-
-__all__ = ["table_round_trips", "unreachable_storage"]  # fixtures
 
 OTHER_NUMBER = "+15558675311"
 

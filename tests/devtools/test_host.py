@@ -62,7 +62,8 @@ def echo(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @pytest.fixture
-def host(twilio: TwilioStandIn) -> Iterator[str]:
+def standin_host(twilio: TwilioStandIn) -> Iterator[str]:
+    """The app on the local host, its Twilio REST calls answered by the `twilio` fixture's stand-in."""
     with serving(LocalHost(function_app.app, "api")) as url:
         yield url
 
@@ -82,46 +83,48 @@ def test_banner_lists_every_function_like_func_start() -> None:
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_make_call_over_http(host: str, twilio: TwilioStandIn, method: str) -> None:
-    response = requests.request(method, f"{host}/api/make_call", params={"to": "+15558675310"}, timeout=10)
+def test_make_call_over_http(standin_host: str, twilio: TwilioStandIn, method: str) -> None:
+    response = requests.request(method, f"{standin_host}/api/make_call", params={"to": "+15558675310"}, timeout=10)
 
     assert response.status_code == 201
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.json()["sid"].startswith("CA")
-    assert twilio.creations()[0].field("Url").startswith(f"{host}/api/voice_url?")
+    assert twilio.creations()[0].field("Url").startswith(f"{standin_host}/api/voice_url?")
 
 
-def test_send_sms_over_http(host: str) -> None:
-    response = requests.post(f"{host}/api/send_sms", json={"to": "+15558675310", "body": "Hi"}, timeout=10)
+def test_send_sms_over_http(standin_host: str) -> None:
+    response = requests.post(f"{standin_host}/api/send_sms", json={"to": "+15558675310", "body": "Hi"}, timeout=10)
 
     assert response.status_code == 201
     assert response.json()["sid"].startswith("SM")
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_voice_url_signed_by_the_invoker(host: str, method: str) -> None:
-    response = send_signed(f"{host}/api/voice_url?message=Hi%20there", voice_params(ACCOUNT_SID), AUTH_TOKEN, method)
+def test_voice_url_signed_by_the_invoker(standin_host: str, method: str) -> None:
+    response = send_signed(
+        f"{standin_host}/api/voice_url?message=Hi%20there", voice_params(ACCOUNT_SID), AUTH_TOKEN, method
+    )
 
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/xml; charset=utf-8"
     assert response.text.endswith("<Response><Say>Hi there</Say></Response>")
 
 
-def test_sms_url_signed_by_the_invoker(host: str) -> None:
-    response = send_signed(f"{host}/api/sms_url", sms_params(ACCOUNT_SID, "Hello"), AUTH_TOKEN)
+def test_sms_url_signed_by_the_invoker(standin_host: str) -> None:
+    response = send_signed(f"{standin_host}/api/sms_url", sms_params(ACCOUNT_SID, "Hello"), AUTH_TOKEN)
 
     assert response.status_code == 200
     assert "<Message>Hey, thanks for the ping! Twilio and Azure rock!</Message>" in response.text
 
 
-def test_call_status_signed_by_the_invoker(host: str) -> None:
-    response = send_signed(f"{host}/api/call_status", status_params(ACCOUNT_SID, "failed"), AUTH_TOKEN)
+def test_call_status_signed_by_the_invoker(standin_host: str) -> None:
+    response = send_signed(f"{standin_host}/api/call_status", status_params(ACCOUNT_SID, "failed"), AUTH_TOKEN)
 
     assert response.status_code == 204
 
 
-def test_an_unsigned_webhook_is_refused(host: str) -> None:
-    response = requests.post(f"{host}/api/sms_url", data={"Body": "hi"}, timeout=10)
+def test_an_unsigned_webhook_is_refused(standin_host: str) -> None:
+    response = requests.post(f"{standin_host}/api/sms_url", data={"Body": "hi"}, timeout=10)
 
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "invalid_signature"
@@ -131,16 +134,16 @@ def test_an_unsigned_webhook_is_refused(host: str) -> None:
 # Routes and methods, as in Azure: only what a function declares.
 
 
-def test_host_answers_404_to_head(host: str, twilio: TwilioStandIn) -> None:
-    response = requests.head(f"{host}/api/make_call", params={"to": "+15558675310"}, timeout=10)
+def test_host_answers_404_to_head(standin_host: str, twilio: TwilioStandIn) -> None:
+    response = requests.head(f"{standin_host}/api/make_call", params={"to": "+15558675310"}, timeout=10)
 
     assert response.status_code == 404
     assert "Allow" not in response.headers
     assert twilio.creations() == []
 
 
-def test_an_undeclared_method_is_404_naming_the_declared_ones(host: str) -> None:
-    response = requests.get(f"{host}/api/send_sms", timeout=10)
+def test_an_undeclared_method_is_404_naming_the_declared_ones(standin_host: str) -> None:
+    response = requests.get(f"{standin_host}/api/send_sms", timeout=10)
 
     assert response.status_code == 404
     assert "Allow" not in response.headers
@@ -151,22 +154,22 @@ def test_an_undeclared_method_is_404_naming_the_declared_ones(host: str) -> None
     }
 
 
-def test_an_unknown_route_is_404(host: str) -> None:
-    response = requests.post(f"{host}/api/place_call", timeout=10)
+def test_an_unknown_route_is_404(standin_host: str) -> None:
+    response = requests.post(f"{standin_host}/api/place_call", timeout=10)
 
     assert response.status_code == 404
     assert response.json()["error"]["target"] == "url"
 
 
-def test_routes_match_whatever_their_case(host: str, twilio: TwilioStandIn) -> None:
-    response = requests.post(f"{host}/API/MAKE_CALL", json={"to": "+15558675310"}, timeout=10)
+def test_routes_match_whatever_their_case(standin_host: str, twilio: TwilioStandIn) -> None:
+    response = requests.post(f"{standin_host}/API/MAKE_CALL", json={"to": "+15558675310"}, timeout=10)
 
     assert response.status_code == 201
     assert len(twilio.creations()) == 1
 
 
-def test_function_keys_are_not_required_locally(host: str) -> None:
-    response = requests.post(f"{host}/api/make_call", json={"to": "+15558675310"}, timeout=10)
+def test_function_keys_are_not_required_locally(standin_host: str) -> None:
+    response = requests.post(f"{standin_host}/api/make_call", json={"to": "+15558675310"}, timeout=10)
 
     assert response.status_code == 201
 
@@ -204,8 +207,8 @@ def test_the_function_sees_the_url_as_sent(echo_host: str) -> None:
     assert seen["url"] == f"{echo_host}/api/echo?b=2&a=%7e+x&c=%2F"
 
 
-def test_json_answers_carry_no_charset(host: str) -> None:
-    response = requests.post(f"{host}/api/send_sms", json={"to": "+15558675310", "body": "Hi"}, timeout=10)
+def test_json_answers_carry_no_charset(standin_host: str) -> None:
+    response = requests.post(f"{standin_host}/api/send_sms", json={"to": "+15558675310", "body": "Hi"}, timeout=10)
 
     assert response.headers["Content-Type"] == "application/json"
 
@@ -213,9 +216,9 @@ def test_json_answers_carry_no_charset(host: str) -> None:
 # The Host check: a web page cannot drive the host through DNS rebinding.
 
 
-def test_host_answers_421_to_a_foreign_host_name(host: str, twilio: TwilioStandIn) -> None:
+def test_host_answers_421_to_a_foreign_host_name(standin_host: str, twilio: TwilioStandIn) -> None:
     response = requests.post(
-        f"{host}/api/make_call", json={"to": "+15558675310"}, headers={"Host": "rebound.example"}, timeout=10
+        f"{standin_host}/api/make_call", json={"to": "+15558675310"}, headers={"Host": "rebound.example"}, timeout=10
     )
 
     assert response.status_code == 421
@@ -257,8 +260,8 @@ def test_a_webhook_signed_for_the_site_passes_the_emulated_front_end(twilio: Twi
     assert response.text.endswith("<Response><Say>Hi there</Say></Response>")
 
 
-def test_forwarded_headers_change_nothing_without_the_front_end(host: str) -> None:
-    response = _post_signed_for_the_site(host)
+def test_forwarded_headers_change_nothing_without_the_front_end(standin_host: str) -> None:
+    response = _post_signed_for_the_site(standin_host)
 
     assert response.status_code == 403
 
@@ -289,8 +292,10 @@ def test_local_settings_values_fill_the_environment_without_overriding_it(
     assert os.environ["VOICE_MESSAGE"] == "From environment"
 
 
-def test_the_invoker_cli_adds_parameters_and_prints_the_twiml(host: str, capsys: pytest.CaptureFixture[str]) -> None:
-    exit_code = invoke_main(["voice_url", "--base-url", host, "--method", "GET", "--param", "message=Ahoy"])
+def test_the_invoker_cli_adds_parameters_and_prints_the_twiml(
+    standin_host: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exit_code = invoke_main(["voice_url", "--base-url", standin_host, "--method", "GET", "--param", "message=Ahoy"])
 
     assert exit_code == 0
     printed = capsys.readouterr().out.splitlines()
@@ -298,19 +303,19 @@ def test_the_invoker_cli_adds_parameters_and_prints_the_twiml(host: str, capsys:
     assert printed[1].endswith("<Response><Say>Ahoy</Say></Response>")
 
 
-def test_the_invoker_cli_sends_the_status_it_is_given(host: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_invoker_cli_sends_the_status_it_is_given(standin_host: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="shared.call_events")
 
-    assert invoke_main(["call_status", "--base-url", host, "--status", "failed"]) == 0
+    assert invoke_main(["call_status", "--base-url", standin_host, "--status", "failed"]) == 0
     assert [r.getMessage().split()[2] for r in caplog.records if r.name == "shared.call_events"] == [
         "CallStatus=failed"
     ]
 
 
 def test_the_invoker_cli_posts_a_text_itself_where_no_sandbox_runs(
-    host: str, capsys: pytest.CaptureFixture[str]
+    standin_host: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert invoke_main(["sms_url", "--base-url", host, "--body", "Hi there"]) == 0
+    assert invoke_main(["sms_url", "--base-url", standin_host, "--body", "Hi there"]) == 0
     assert "<Message>Hey, thanks for the ping! Twilio and Azure rock!</Message>" in capsys.readouterr().out
 
 

@@ -9,7 +9,6 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,7 +21,7 @@ from devtools.ports import accepting, free_port
 from devtools.sandbox.prism import PassThrough, Prism
 from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from devtools.sandbox.webhooks import LocalRoute
-from tests.devtools.sandbox_support import RunningSandbox, app_with_sandbox, running_sandbox, settled, view
+from tests.devtools.sandbox_support import RunningSandbox, settled, view
 from tests.host_process import NO_EMULATOR, start_host, stop_host, wait_until_up
 from tests.servers import serving
 from tests.support import error_of, eventually, post_json
@@ -30,18 +29,6 @@ from tests.support import error_of, eventually, post_json
 CALL = {"to": "+15558675310", "from": "+15017122661", "message": "Hello from Azure"}
 README = Path(__file__).resolve().parents[2] / "README.md"
 QUICKSTART_BASE = "http://127.0.0.1:7071"
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[RunningSandbox]:
-    with running_sandbox() as running:
-        yield running
-
-
-@pytest.fixture
-def host(sandbox: RunningSandbox, env: pytest.MonkeyPatch) -> Iterator[str]:
-    with app_with_sandbox(sandbox, env) as url:
-        yield url
 
 
 def place_call(host: str, **fields: str) -> requests.Response:

@@ -24,7 +24,6 @@ from tests.devtools.sandbox_support import (
     Receiver,
     RunningSandbox,
     app_with_sandbox,
-    running_sandbox,
     settled,
     view,
 )
@@ -37,24 +36,12 @@ UNANSWERED = "http://127.0.0.1:9"  # the discard port: no webhook server there
 ALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[RunningSandbox]:
-    with running_sandbox() as running:
-        yield running
-
-
 @pytest.fixture
 def receiver() -> Iterator[tuple[Receiver, str]]:
     """A webhook receiver on a free port, answering /voice with TwiML."""
     app = Receiver({"/voice": (200, SAY)})
     with serving(app) as url:
         yield app, url
-
-
-@pytest.fixture
-def host(sandbox: RunningSandbox, env: pytest.MonkeyPatch) -> Iterator[str]:
-    with app_with_sandbox(sandbox, env) as url:
-        yield url
 
 
 def create_call(sandbox: RunningSandbox, url: str, **fields: Any) -> dict[str, Any]:
