@@ -233,6 +233,25 @@ def test_credentials_come_from_the_app_settings_without_key_vault(credentials_in
     assert load_credentials(get_settings()) == TwilioCredentials(ACCOUNT_SID, AUTH_TOKEN)
 
 
+def test_credentials_a_caller_read_itself_are_served_at_once_after_a_failed_read() -> None:
+    """As the number-wiring command does once it has waited for Key Vault access itself."""
+    reads = 0
+
+    def load() -> TwilioCredentials:
+        nonlocal reads
+        reads += 1
+        raise ApiError(503, "credentials_unavailable", "Key Vault refused the read.")
+
+    store = CredentialStore(load, ttl=900, clock=Clock())
+    with pytest.raises(ApiError):
+        store.get()
+
+    store.keep(TwilioCredentials("AC1", "read-by-the-caller"))
+
+    assert store.get() == TwilioCredentials("AC1", "read-by-the-caller")
+    assert reads == 1
+
+
 def test_credentials_repr_never_shows_the_token() -> None:
     assert AUTH_TOKEN not in repr(credentials.TwilioCredentials("AC1", AUTH_TOKEN))
 
