@@ -19,6 +19,8 @@ from tests.app.state_support import HeldTwilio
 from tests.host_process import REAL_TWILIO, start_host, stop_host, wait_until_up
 from tests.support import eventually
 
+pytestmark = pytest.mark.processes
+
 HOURLY_LIMIT = 3
 
 

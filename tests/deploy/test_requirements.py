@@ -62,6 +62,7 @@ def test_requirements_pick_the_azure_functions_line_for_each_python(python: str)
     assert pinned(functions).startswith("1." if python < "3.13" else "2.")
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("python", PYTHONS)
 def test_requirements_resolve_as_linux_wheels_for_each_python(python: str, tmp_path: Path) -> None:
     requirements = requirements_for(python)

@@ -22,6 +22,8 @@ from testing.process_state import without_settings
 from testing.standins import KeyVaultStandIn, TwilioStandIn
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, FUNCTIONS, fixture, function_url
 
+pytestmark = pytest.mark.processes
+
 if sys.version_info < (3, 13):
     pytest.skip("azure-functions-runtime, which loads the app from Python 3.13, needs 3.13+", allow_module_level=True)
 

@@ -322,6 +322,7 @@ def test_the_invoker_cli_posts_a_text_itself_where_no_sandbox_runs(
 # `python -m devtools.host`, as `make run` starts it.
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     "given", [{}, {"TWILIO_ACCOUNT_SID": ACCOUNT_SID}, {"TWILIO_AUTH_TOKEN": AUTH_TOKEN}], ids=["none", "sid", "token"]
 )
@@ -334,6 +335,7 @@ def test_real_twilio_mode_needs_real_credentials(given: dict[str, str]) -> None:
     assert "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL" in output
 
 
+@pytest.mark.processes
 def test_real_twilio_mode_starts_with_a_key_vault_url_alone() -> None:
     port = free_port()
     settings = {
@@ -349,6 +351,7 @@ def test_real_twilio_mode_starts_with_a_key_vault_url_alone() -> None:
         stop_host(process)
 
 
+@pytest.mark.processes
 def test_a_taken_app_port_starts_nothing() -> None:
     prism_port = free_port()
     with taken_port() as port:
@@ -359,6 +362,7 @@ def test_a_taken_app_port_starts_nothing() -> None:
     assert not accepting("127.0.0.1", prism_port)
 
 
+@pytest.mark.processes
 def test_a_taken_sandbox_port_starts_nothing() -> None:
     with taken_port() as prism_port:
         code, output = run_host("--port", str(free_port()), "--prism-port", str(prism_port))
@@ -367,6 +371,7 @@ def test_a_taken_sandbox_port_starts_nothing() -> None:
     assert moved_to(output, f"Port {prism_port} (the Twilio sandbox) is", "PRISM_PORT", "--prism-port") > [prism_port]
 
 
+@pytest.mark.processes
 def test_every_taken_port_is_named_in_one_line_with_free_ones_to_pick() -> None:
     with taken_port() as port, taken_port() as prism_port, taken_port() as azurite_port:
         ports = ("--port", str(port), "--prism-port", str(prism_port), "--azurite-port", str(azurite_port))
@@ -381,6 +386,7 @@ def test_every_taken_port_is_named_in_one_line_with_free_ones_to_pick() -> None:
     assert len({port, prism_port, azurite_port, *picked}) == 6
 
 
+@pytest.mark.processes
 def test_the_host_answers_the_public_base_url_name_behind_a_tunnel() -> None:
     port = free_port()
     process = start_host("--port", str(port), environ={**REAL_TWILIO, "PUBLIC_BASE_URL": "https://abc.tunnel.example"})
@@ -393,6 +399,7 @@ def test_the_host_answers_the_public_base_url_name_behind_a_tunnel() -> None:
     assert response.status_code == 404
 
 
+@pytest.mark.processes
 def test_an_unsigned_webhook_on_make_run_is_told_of_the_invoker() -> None:
     port = free_port()
     real_twilio = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -410,6 +417,7 @@ def test_an_unsigned_webhook_on_make_run_is_told_of_the_invoker() -> None:
     )
 
 
+@pytest.mark.processes
 def test_the_host_answers_requests_addressed_to_its_host_option() -> None:
     address, port = "127.0.0.2", free_port()
     process = start_host("--host", address, "--port", str(port), environ={**REAL_TWILIO, **NO_EMULATOR})
@@ -422,6 +430,7 @@ def test_the_host_answers_requests_addressed_to_its_host_option() -> None:
     assert response.status_code == 404
 
 
+@pytest.mark.processes
 def test_the_local_host_serves_the_app_on_the_sandbox_end_to_end() -> None:
     port, prism_port = free_port(), free_port()
     process = start_host("--port", str(port), "--prism-port", str(prism_port))
@@ -455,6 +464,7 @@ def test_the_local_host_serves_the_app_on_the_sandbox_end_to_end() -> None:
     assert sorted(printed, key=output.index) == printed
 
 
+@pytest.mark.processes
 def test_make_run_prints_no_sandbox_credentials_when_some_are_configured() -> None:
     port = free_port()
     configured = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -469,6 +479,7 @@ def test_make_run_prints_no_sandbox_credentials_when_some_are_configured() -> No
     assert AUTH_TOKEN not in output
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     ("overrides", "ports"),
     [
@@ -487,6 +498,7 @@ def test_make_run_serves_on_the_documented_ports(overrides: list[str], ports: tu
     )
 
 
+@pytest.mark.processes
 def test_the_invoker_sends_to_the_address_make_run_noted(
     tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -505,6 +517,7 @@ def test_the_invoker_sends_to_the_address_make_run_noted(
     assert "<Say>Found where make run said</Say>" in capsys.readouterr().out
 
 
+@pytest.mark.processes
 def test_the_noted_address_goes_when_the_host_stops(tmp_path: Path) -> None:
     noted, port = tmp_path / "address", free_port()
     process = start_host("--port", str(port), "--note-address", str(noted), environ={**REAL_TWILIO, **NO_EMULATOR})
@@ -528,6 +541,7 @@ def test_the_invokers_help_says_where_it_sends_by_default(capsys: pytest.Capture
     )
 
 
+@pytest.mark.processes
 def test_the_log_holds_no_colour_codes_when_it_is_not_a_terminal() -> None:
     port = free_port()
     process = start_host("--port", str(port), environ={**REAL_TWILIO, **NO_EMULATOR})
@@ -541,6 +555,7 @@ def test_the_log_holds_no_colour_codes_when_it_is_not_a_terminal() -> None:
     assert "\x1b[" not in output
 
 
+@pytest.mark.processes
 def test_the_log_is_in_colour_on_a_terminal() -> None:
     port = free_port()
     terminal, host_side = pty.openpty()
@@ -584,6 +599,7 @@ SET_UPS = {
 }
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     ("goal", "what"),
     [("run", ".venv"), ("run", "the Twilio sandbox"), ("run", "the storage emulator"), ("test", ".venv-infra")],
@@ -597,6 +613,7 @@ def test_make_says_what_it_sets_up_and_about_how_long_before_it_starts(goal: str
     assert any(install in line for line in planned[said + 1 : planned.index(f"touch {stamp}")])
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("goal", ["run", "test"])
 def test_make_says_nothing_of_set_up_once_it_is_done(goal: str) -> None:
     planned = make_plan(goal, *(f"--old-file={stamp}" for stamp, _, _ in SET_UPS.values()))
@@ -604,6 +621,7 @@ def test_make_says_nothing_of_set_up_once_it_is_done(goal: str) -> None:
     assert not [line for line in planned if "Setting up" in line]
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
 def test_prism_stops_with_the_host(stop_signal: signal.Signals) -> None:
     port, prism_port = free_port(), free_port()

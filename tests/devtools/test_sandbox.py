@@ -38,6 +38,7 @@ def place_call(host: str, **fields: str) -> requests.Response:
 # Twilio's contract, checked by Prism.
 
 
+@pytest.mark.processes
 def test_prism_accepts_the_call_the_app_places(host: str, sandbox: RunningSandbox) -> None:
     before = sandbox.sandbox.pass_through.forwarded
     response = place_call(host, voice="alice", language="en-US")
@@ -47,6 +48,7 @@ def test_prism_accepts_the_call_the_app_places(host: str, sandbox: RunningSandbo
     assert sandbox.sandbox.pass_through.forwarded == before + 1
 
 
+@pytest.mark.processes
 def test_prism_accepts_the_message_the_app_sends(host: str) -> None:
     response = requests.post(
         f"{host}/api/send_sms", json={"to": "+15558675310", "from": "+15017122661", "body": "Hi from Azure"}, timeout=30
@@ -56,6 +58,7 @@ def test_prism_accepts_the_message_the_app_sends(host: str) -> None:
     assert re.fullmatch(r"SM[0-9a-f]{32}", response.json()["sid"])
 
 
+@pytest.mark.processes
 def test_prism_refuses_what_twilio_would_refuse(host: str, env: pytest.MonkeyPatch) -> None:
     env.setenv("TWILIO_ACCOUNT_SID", "not-an-account-sid")
     response = post_json("send_sms", {"to": "+15558675310", "from": "+15017122661", "body": "Hi"})
@@ -64,6 +67,7 @@ def test_prism_refuses_what_twilio_would_refuse(host: str, env: pytest.MonkeyPat
     assert error_of(response)["code"] == "twilio_rejected"
 
 
+@pytest.mark.processes
 def test_what_prism_refuses_never_reaches_the_stand_in(sandbox: RunningSandbox) -> None:
     calls = len(sandbox.sandbox.resources.calls)
     response = sandbox.rest("POST", "Calls.json", data={"From": "+15017122661", "Url": "http://127.0.0.1:9/"})
@@ -72,6 +76,7 @@ def test_what_prism_refuses_never_reaches_the_stand_in(sandbox: RunningSandbox) 
     assert len(sandbox.sandbox.resources.calls) == calls
 
 
+@pytest.mark.processes
 def test_prism_refuses_a_request_without_credentials(sandbox: RunningSandbox) -> None:
     calls = len(sandbox.sandbox.resources.calls)
     response = requests.post(
@@ -90,6 +95,7 @@ def _off_twilios_description(request: Request) -> Response:
     return Response(json.dumps({"sid": 5}), 201, mimetype="application/json")
 
 
+@pytest.mark.processes
 def test_prism_refuses_an_answer_off_twilios_description() -> None:
     with serving(_off_twilios_description) as upstream:
         checking = Prism(port=free_port(), upstream=upstream).start()
@@ -107,6 +113,7 @@ def test_prism_refuses_an_answer_off_twilios_description() -> None:
     assert "sid" in response.headers["sl-violations"]
 
 
+@pytest.mark.processes
 def test_a_caller_mistake_stops_at_the_app(host: str, sandbox: RunningSandbox) -> None:
     before = sandbox.sandbox.pass_through.forwarded
     response = place_call(host, to="555-CALL-NOW")
@@ -118,6 +125,7 @@ def test_a_caller_mistake_stops_at_the_app(host: str, sandbox: RunningSandbox) -
 # The call plays out: Twilio's side, simulated.
 
 
+@pytest.mark.processes
 def test_a_call_the_app_places_plays_out_to_completed(host: str) -> None:
     placed = place_call(host).json()
 
@@ -127,6 +135,7 @@ def test_a_call_the_app_places_plays_out_to_completed(host: str) -> None:
     assert call["said"] == [{"text": "Hello from Azure", "voice": None, "language": None}]
 
 
+@pytest.mark.processes
 def test_call_status_logs_every_event_of_a_call_the_app_places(host: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="shared.call_events")
     sid = place_call(host).json()["sid"]
@@ -143,6 +152,7 @@ def test_call_status_logs_every_event_of_a_call_the_app_places(host: str, caplog
     ]
 
 
+@pytest.mark.processes
 def test_the_invoker_replays_twilio_fetching_the_call_voice_url(host: str) -> None:
     sid = place_call(host).json()["sid"]
 
@@ -168,6 +178,7 @@ def test_the_pass_through_answers_502_when_prism_is_not_running() -> None:
     assert response.json()["message"].endswith("is not running; nothing was sent.")
 
 
+@pytest.mark.processes
 def test_make_call_says_nothing_was_sent_once_prism_has_exited(env: pytest.MonkeyPatch) -> None:
     dying = Prism(port=free_port()).start()
     try:
@@ -194,6 +205,7 @@ def test_make_call_says_nothing_was_sent_once_prism_has_exited(env: pytest.Monke
 # The README's Quickstart and docs/local-development.md, on `make run`'s own processes.
 
 
+@pytest.mark.processes
 def test_make_run_plays_a_call_out_and_call_status_logs_it() -> None:
     port, prism_port = free_port(), free_port()
     process = start_host("--port", str(port), "--prism-port", str(prism_port))
@@ -210,6 +222,7 @@ def test_make_run_plays_a_call_out_and_call_status_logs_it() -> None:
     assert re.search(rf"^\[[^\]]+\] {re.escape(line)}$", output, re.MULTILINE)
 
 
+@pytest.mark.processes
 def test_the_quickstart_curl_sends_a_text_on_make_run() -> None:
     curl = shutil.which("curl")
     if curl is None:
@@ -249,6 +262,7 @@ def as_promised(answer: dict[str, str], promised: dict[str, str]) -> bool:
     )
 
 
+@pytest.mark.processes
 def test_make_run_serves_the_pass_through_under_sandbox_twilio() -> None:
     port = free_port()
     process = start_host("--port", str(port), "--prism-port", str(free_port()), environ=NO_EMULATOR)

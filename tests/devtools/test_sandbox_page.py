@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.devtools.sandbox_support import RunningSandbox, rendered_text, settled
+
+pytestmark = pytest.mark.processes
 
 
 def test_the_page_shows_a_call_with_its_status_changes_and_what_was_said(host: str, tmp_path: Path) -> None:

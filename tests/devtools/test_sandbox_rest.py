@@ -30,6 +30,8 @@ from tests.devtools.sandbox_support import (
 from tests.servers import serving
 from tests.support import eventually
 
+pytestmark = pytest.mark.processes
+
 TO, FROM = "+15558675310", "+15017122661"
 SAY = '<?xml version="1.0" encoding="UTF-8"?><Response><Say voice="alice" language="en-GB">Ahoy</Say></Response>'
 UNANSWERED = "http://127.0.0.1:9"  # the discard port: no webhook server there

@@ -15,6 +15,8 @@ from devtools.ports import accepting, free_port
 from testing.standins import TwilioStandIn
 from tests.host_process import REAL_TWILIO, moved_to, run_host, start_host, stop_host, taken_port, wait_until_up
 
+pytestmark = pytest.mark.processes
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
