@@ -84,7 +84,7 @@ def number(twilio: TwilioStandIn) -> dict[str, Any]:
     return twilio.add_number(NUMBER)
 
 
-# Twilio's contract, checked by Prism.
+# --- Twilio's contract, checked by Prism -----------------------------------------------------------------------------
 
 
 @pytest.mark.processes
@@ -126,7 +126,7 @@ def test_the_cli_wires_a_number_as_a_subprocess(sandbox: PassThrough) -> None:
     assert sandbox.forwarded == 2
 
 
-# What the tool asks of the account, checked against the stateful stand-in.
+# --- what the tool asks of the account, checked against the stateful stand-in ----------------------------------------
 
 
 def test_wire_twilio_looks_the_number_up_by_phone_number(
@@ -301,7 +301,7 @@ def test_wire_twilio_warns_when_something_else_takes_the_number_calls_or_texts(
     )
 
 
-# Failures: one line on stderr, exit 1, no traceback.
+# --- failures: one line on stderr, exit 1, no traceback --------------------------------------------------------------
 
 
 def test_wire_twilio_explains_a_rejected_token(
@@ -405,7 +405,7 @@ def test_wire_twilio_never_prints_the_credentials(
     assert ACCOUNT_SID not in outcome.out + outcome.err
 
 
-# Credentials from Key Vault, read as the app reads them.
+# --- credentials from Key Vault, read as the app reads them ----------------------------------------------------------
 
 
 def test_wire_twilio_reads_the_credentials_from_key_vault(
@@ -527,7 +527,7 @@ def test_wire_twilio_refuses_a_wait_that_is_not_a_number_of_seconds(capsys: pyte
     )
 
 
-# The azd postdeploy hook.
+# --- the azd postdeploy hook -----------------------------------------------------------------------------------------
 
 
 def run_hook(environ: Mapping[str, str], hook: Path = HOOK) -> subprocess.CompletedProcess[str]:

@@ -74,6 +74,9 @@ def echo_host() -> Iterator[str]:
         yield url
 
 
+# --- the app over HTTP, and webhooks signed as the invoker signs them ------------------------------------------------
+
+
 def test_banner_lists_every_function_like_func_start() -> None:
     banner = LocalHost(function_app.app, "api").banner("http://127.0.0.1:7071")
 
@@ -131,7 +134,7 @@ def test_an_unsigned_webhook_is_refused(standin_host: str) -> None:
     assert "<Response>" not in response.text
 
 
-# Routes and methods, as in Azure: only what a function declares.
+# --- routes and methods, as in Azure: only what a function declares --------------------------------------------------
 
 
 def test_host_answers_404_to_head(standin_host: str, twilio: TwilioStandIn) -> None:
@@ -174,7 +177,7 @@ def test_function_keys_are_not_required_locally(standin_host: str) -> None:
     assert response.status_code == 201
 
 
-# What a function receives and answers, as between the Functions host and the Python worker.
+# --- what a function receives and answers, as between the Functions host and the Python worker -----------------------
 
 
 def test_repeated_query_parameters_reach_the_function_joined_with_commas(echo_host: str) -> None:
@@ -213,7 +216,7 @@ def test_json_answers_carry_no_charset(standin_host: str) -> None:
     assert response.headers["Content-Type"] == "application/json"
 
 
-# The Host check: a web page cannot drive the host through DNS rebinding.
+# --- the Host check: a web page cannot drive the host through DNS rebinding ------------------------------------------
 
 
 def test_host_answers_421_to_a_foreign_host_name(standin_host: str, twilio: TwilioStandIn) -> None:
@@ -249,7 +252,7 @@ def test_host_answers_the_name_it_is_given() -> None:
     assert response.status_code == 200
 
 
-# App Service's front-end, emulated: the URL the app sees in Azure.
+# --- App Service's front-end, emulated: the URL the app sees in Azure ------------------------------------------------
 
 
 def test_a_webhook_signed_for_the_site_passes_the_emulated_front_end(twilio: TwilioStandIn) -> None:
@@ -274,6 +277,9 @@ def test_the_emulated_front_end_gives_the_site_as_host() -> None:
 
     assert seen["url"] == f"https://{SITE}/api/echo?x=1"
     assert seen["headers"]["host"] == SITE
+
+
+# --- local.settings.json, and the invoker on the command line --------------------------------------------------------
 
 
 def test_local_settings_values_fill_the_environment_without_overriding_it(
@@ -319,7 +325,7 @@ def test_the_invoker_cli_posts_a_text_itself_where_no_sandbox_runs(
     assert "<Message>Hey, thanks for the ping! Twilio and Azure rock!</Message>" in capsys.readouterr().out
 
 
-# `python -m devtools.host`, as `make run` starts it.
+# --- `python -m devtools.host`, as `make run` starts it --------------------------------------------------------------
 
 
 @pytest.mark.processes
@@ -582,6 +588,9 @@ def test_the_log_is_in_colour_on_a_terminal() -> None:
     assert b"\x1b[33mGET /api/none HTTP/1.1\x1b[0m" in b"".join(shown)
 
 
+# --- what `make` says before it sets up ------------------------------------------------------------------------------
+
+
 # Each set-up: its stamp, the file whose change makes it due, and the command that takes the time.
 SET_UPS = {
     ".venv": (".venv/.installed", "requirements.txt", "-m pip install"),
@@ -621,6 +630,9 @@ def test_make_says_nothing_of_set_up_once_it_is_done(goal: str) -> None:
     assert not [line for line in planned if "Setting up" in line]
 
 
+# --- Prism stops with the host ---------------------------------------------------------------------------------------
+
+
 @pytest.mark.processes
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
 def test_prism_stops_with_the_host(stop_signal: signal.Signals) -> None:
@@ -634,6 +646,9 @@ def test_prism_stops_with_the_host(stop_signal: signal.Signals) -> None:
 
     assert process.returncode == 0
     assert not accepting("127.0.0.1", prism_port)
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------------
 
 
 def make_plan(*args: str) -> list[str]:
@@ -678,6 +693,9 @@ def _get_json(url: str, headers: Iterable[tuple[str, str]] = ()) -> Any:
         return json.loads(connection.getresponse().read())
     finally:
         connection.close()
+
+
+# --- which storage keeps `make run` from starting Azurite ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

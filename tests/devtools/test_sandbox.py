@@ -35,7 +35,7 @@ def place_call(host: str, **fields: str) -> requests.Response:
     return requests.post(f"{host}/api/make_call", json=CALL | fields, timeout=30)
 
 
-# Twilio's contract, checked by Prism.
+# --- Twilio's contract, checked by Prism -----------------------------------------------------------------------------
 
 
 @pytest.mark.processes
@@ -122,7 +122,7 @@ def test_a_caller_mistake_stops_at_the_app(host: str, sandbox: RunningSandbox) -
     assert sandbox.sandbox.pass_through.forwarded == before
 
 
-# The call plays out: Twilio's side, simulated.
+# --- the call plays out: Twilio's side, simulated --------------------------------------------------------------------
 
 
 @pytest.mark.processes
@@ -162,7 +162,7 @@ def test_the_invoker_replays_twilio_fetching_the_call_voice_url(host: str) -> No
     assert heard.text.endswith("<Response><Say>Hello from Azure</Say></Response>")
 
 
-# A sandbox that has stopped: nothing was sent, and the app says so.
+# --- a sandbox that has stopped: nothing was sent, and the app says so -----------------------------------------------
 
 
 def test_the_pass_through_answers_502_when_prism_is_not_running() -> None:
@@ -202,7 +202,7 @@ def test_make_call_says_nothing_was_sent_once_prism_has_exited(env: pytest.Monke
     }
 
 
-# The README's Quickstart and docs/local-development.md, on `make run`'s own processes.
+# --- the README's Quickstart and docs/local-development.md, on `make run`'s own processes ----------------------------
 
 
 @pytest.mark.processes

@@ -65,7 +65,7 @@ def signed_by_twilio(hit: Hit) -> bool:
     return bool(RequestValidator(SANDBOX_AUTH_TOKEN).validate(hit.url, hit.form, hit.signature))
 
 
-# Twilio's REST API: created with the caller's fields, fetched, listed.
+# --- Twilio's REST API: created with the caller's fields, fetched, listed --------------------------------------------
 
 
 def test_a_call_is_created_with_the_callers_to_and_from(sandbox: RunningSandbox) -> None:
@@ -146,7 +146,8 @@ def test_a_message_without_a_body_is_refused_as_twilio_refuses_it(sandbox: Runni
     assert response.json()["code"] == 21602
 
 
-# Every answer satisfies Twilio's spec: its response schemas, and Prism's own check.
+# --- every answer satisfies Twilio's spec: its response schemas, and Prism's own check -------------------------------
+
 
 CALLS = "/2010-04-01/Accounts/{AccountSid}/Calls"
 MESSAGES = "/2010-04-01/Accounts/{AccountSid}/Messages"
@@ -216,7 +217,7 @@ def _nullable(node: Any) -> Any:
     return converted
 
 
-# A call plays out as Twilio plays it.
+# --- a call plays out as Twilio plays it -----------------------------------------------------------------------------
 
 
 def test_status_callbacks_follow_the_call_through_the_requested_events(
@@ -367,7 +368,7 @@ def test_sandbox_numbers_end_the_call_unanswered(
     assert app.at("/voice") == []
 
 
-# Texts are delivered as Twilio delivers them.
+# --- texts are delivered as Twilio delivers them ---------------------------------------------------------------------
 
 
 def test_a_message_goes_from_queued_to_sent_to_delivered(sandbox: RunningSandbox, host: str) -> None:
@@ -402,7 +403,8 @@ def test_a_text_to_a_sandbox_number_ends_as_that_number_says(
     assert (message["status"], message["error"] and message["error"]["code"]) == (status, error)
 
 
-# The sandbox's own views, as JSON: everything, oldest first, or one record by SID.
+# --- the sandbox's own views, as JSON: everything, oldest first, or one record by SID --------------------------------
+
 
 RECORD_FIELDS = {"sid", "from", "to", "status", "direction", "created", "error", "events"}
 CREATE: dict[str, Callable[[RunningSandbox], dict[str, Any]]] = {
@@ -436,7 +438,7 @@ def test_a_text_record_holds_its_body_and_what_it_replies_to(sandbox: RunningSan
     assert all(set(event) == {"at", "name", "detail"} for event in message["events"])
 
 
-# Inbound texts, through the invoker: recorded with the reply the sender gets.
+# --- inbound texts, through the invoker: recorded with the reply the sender gets -------------------------------------
 
 
 def test_an_inbound_text_is_recorded_with_the_apps_reply(host: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -464,7 +466,8 @@ def test_an_inbound_text_the_app_refuses_is_recorded_with_11200(host: str) -> No
     assert view(host, "messages", params["MessageSid"])["error"]["code"] == 11200
 
 
-# Behind a tunnel: PUBLIC_BASE_URL set, nothing sent through it.
+# --- behind a tunnel: PUBLIC_BASE_URL set, nothing sent through it ---------------------------------------------------
+
 
 TUNNEL = "https://abc.tunnel.example"
 
