@@ -21,9 +21,10 @@ MUTMUT := nice -n 19 $(MUTATION_VENV)/bin/mutmut
 test: setup $(INFRA_VENV)/.installed chromium
 	$(PY) -m pytest
 
-# The deployment checks alone (part of `make test`): Bicep parsed and scanned, requirements resolved per Python, package contents.
+# The deployment checks alone (part of `make test`), tests/deploy: Bicep parsed and scanned, requirements resolved per
+# Python, package contents, the azd hooks and the number-wiring tool, and the app on Azure's 3.13 runtime library.
 check-infra: setup $(INFRA_VENV)/.installed
-	$(PY) -m pytest tests/test_infra.py tests/test_requirements.py tests/test_funcignore.py
+	$(PY) -m pytest tests/deploy
 
 # `make run PORT=7072 PRISM_PORT=4011 AZURITE_PORT=10003` when the defaults are taken.
 PORT = 7071

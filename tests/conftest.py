@@ -1,4 +1,5 @@
-"""Every test starts from a clean process state: no app settings, no cached credentials or clients."""
+"""Every test starts from a clean process state: no app settings, no cached credentials or clients. The fixtures
+here serve more than one of tests/app, tests/devtools and tests/deploy; each folder's conftest.py holds its own."""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from devtools.azurite import Azurite
-from devtools.ports import free_port
-from devtools.sandbox.prism import Prism
 from testing.process_state import clear_caches, is_setting
 from testing.standins import KeyVaultStandIn, TwilioStandIn
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
@@ -51,14 +49,6 @@ def twilio(monkeypatch: pytest.MonkeyPatch) -> Iterator[TwilioStandIn]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def prism() -> Iterator[Prism]:
-    """The Twilio sandbox: Prism on Twilio's own OpenAPI description, one per test module."""
-    server = Prism(port=free_port()).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def vault(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyVaultStandIn]:
     """Key Vault (HTTPS) and the managed identity endpoint on local ports, holding the Twilio secrets."""
@@ -67,23 +57,3 @@ def vault(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyVaultStandIn]:
         monkeypatch.setenv(name, value)
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def azurite() -> Iterator[Azurite]:
-    """Azurite's Table service on a free port, one for the test session."""
-    server = Azurite(free_port()).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def storage(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Azurite:
-    """Table storage with no tables yet (the app creates them), and the app configured to use it."""
-    from azure.data.tables import TableServiceClient
-
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
-    for table in service.list_tables():
-        service.delete_table(table.name)
-    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
-    return azurite

@@ -1,7 +1,7 @@
 """What Azure's Flex Consumption plan refuses or ignores, and what Azure's own Flex samples set: as data.
 
 Neither pycep nor checkov knows what Azure refuses: a property can be valid in Microsoft.Web/sites' types and
-still fail every deployment on Flex Consumption (siteConfig.ftpsState did). tests/test_infra.py checks the
+still fail every deployment on Flex Consumption (siteConfig.ftpsState did). tests/deploy/test_infra.py checks the
 templates against both lists. Each entry names the page that says so.
 """
 

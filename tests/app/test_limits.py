@@ -19,20 +19,8 @@ from shared.limits import _Counter, _counters, _exceeded, take_slot
 from shared.settings import Settings
 from testing.process_state import clear_caches
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
-from tests.state_support import (
-    CALL,
-    SMS,
-    Answer,
-    as_storage,
-    keyed,
-    table,
-    table_error,
-    table_round_trips,
-    unreachable_storage,
-)
+from tests.app.state_support import CALL, SMS, Answer, as_storage, keyed, table, table_error
 from tests.support import error_of, logged
-
-__all__ = ["table_round_trips", "unreachable_storage"]  # fixtures
 
 OTHER_NUMBER = "+15558675311"
 
@@ -62,6 +50,9 @@ def _seconds_to_window_end(before: datetime, after: datetime, window_end: Callab
 @pytest.fixture
 def two_an_hour(env: pytest.MonkeyPatch) -> None:
     env.setenv("DESTINATION_HOURLY_LIMIT", "2")
+
+
+# --- the hourly and daily limits -------------------------------------------------------------------------------------
 
 
 def test_the_hourly_limit_of_a_destination_answers_429_with_retry_after_until_the_clock_hour_ends(
@@ -153,6 +144,9 @@ def test_a_limit_of_0_turns_the_limit_off(
     assert [keyed("send_sms", SMS, None).status_code for _ in range(11)] == [201] * 11
 
 
+# --- Table round trips, the log line, and where a window ends --------------------------------------------------------
+
+
 @pytest.mark.parametrize(("name", "document"), [("make_call", CALL), ("send_sms", SMS)])
 def test_both_limits_cost_a_request_two_table_round_trips(
     twilio: TwilioStandIn, env: pytest.MonkeyPatch, table_round_trips: list[str], name: str, document: dict[str, str]
@@ -219,6 +213,9 @@ def test_the_windows_end_exactly_at_the_next_clock_hour_and_utc_midnight(now: da
     ]
 
 
+# --- what takes a slot, and what keeps or releases it ----------------------------------------------------------------
+
+
 def test_a_replayed_answer_takes_no_slot(twilio: TwilioStandIn, storage: Azurite, two_an_hour: None) -> None:
     keyed("make_call", CALL, "only-once")
     keyed("make_call", CALL, "only-once")
@@ -279,6 +276,9 @@ def test_concurrent_requests_never_take_more_slots_than_the_limit(
     assert len(twilio.creations()) == 3
 
 
+# --- what is stored --------------------------------------------------------------------------------------------------
+
+
 def test_a_count_from_an_earlier_hour_is_not_counted(
     twilio: TwilioStandIn, storage: Azurite, two_an_hour: None
 ) -> None:
@@ -308,6 +308,9 @@ def test_the_counters_are_one_row_per_number_hashed_and_one_for_the_app(
         for now in (before, after)  # the hour may turn during the request
     ]
     assert CALL["to"] not in json.dumps([{name: str(value) for name, value in row.items()} for row in rows])
+
+
+# --- storage down or missing, and broken limits ----------------------------------------------------------------------
 
 
 def test_limits_fail_open_lets_requests_through_when_storage_is_down(
@@ -364,6 +367,9 @@ def test_a_malformed_limit_answers_503_naming_it(
     assert response.status_code == 503
     assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", setting)
     assert twilio.received == []
+
+
+# --- a counter that keeps changing, the query, and a failing store ---------------------------------------------------
 
 
 class RacedStore(StandIn):

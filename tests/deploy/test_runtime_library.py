@@ -1,5 +1,6 @@
 """The app through azure-functions-runtime, the library Azure loads it with from Python 3.13, driven as the host's
-proxy worker drives it (tests/proxy_worker.py, in a fresh interpreter), with Twilio and Key Vault on local stand-ins.
+proxy worker drives it (tests/deploy/proxy_worker.py, in a fresh interpreter), with Twilio and Key Vault on local
+stand-ins.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from testing.process_state import without_settings
 from testing.standins import KeyVaultStandIn, TwilioStandIn
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, FUNCTIONS, fixture, function_url
 
+pytestmark = pytest.mark.processes
+
 if sys.version_info < (3, 13):
     pytest.skip("azure-functions-runtime, which loads the app from Python 3.13, needs 3.13+", allow_module_level=True)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FROM_NUMBER = "+15017122661"
 XML = '<?xml version="1.0" encoding="UTF-8"?>'
 FORM = "application/x-www-form-urlencoded"
@@ -91,7 +94,7 @@ def worker() -> Iterator[Worker]:
     }
     try:
         result = subprocess.run(
-            [sys.executable, "-I", str(ROOT / "tests" / "proxy_worker.py")],
+            [sys.executable, "-I", str(Path(__file__).with_name("proxy_worker.py"))],
             cwd=ROOT,
             env=environ,
             input=json.dumps(REQUESTS),

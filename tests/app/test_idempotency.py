@@ -26,23 +26,9 @@ from shared.outbound import Call, deliver
 from shared.settings import Settings, get_settings
 from testing.process_state import clear_caches
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
+from tests.app.state_support import CALL, SMS, Answer, HeldTwilio, as_storage, keyed, table, table_error
 from tests.servers import unaccepting_port
-from tests.state_support import (
-    CALL,
-    SMS,
-    Answer,
-    HeldTwilio,
-    as_storage,
-    held_twilio,
-    keyed,
-    table,
-    table_error,
-    table_round_trips,
-    unreachable_storage,
-)
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, eventually, function_url, invoke, logged
-
-__all__ = ["held_twilio", "table_round_trips", "unreachable_storage"]  # fixtures
 
 KEY = "order-1234-call"
 MALFORMED = {
@@ -84,6 +70,9 @@ NO_STORAGE = {
         "target": "AzureWebJobsStorage",
     }
 }
+
+
+# --- replays, and requests contending for one key --------------------------------------------------------------------
 
 
 def test_a_repeated_key_answers_the_first_answer_without_asking_twilio_again(
@@ -201,6 +190,9 @@ def test_concurrent_requests_with_one_key_reach_twilio_once(held_twilio: HeldTwi
     assert answers == [409, 409, 409, 409, 409, 201]
 
 
+# --- which keys are accepted -----------------------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there", "del\x7f"], ids=repr)
 def test_a_malformed_key_answers_400(twilio: TwilioStandIn, storage: Azurite, key: str) -> None:
     response = keyed("make_call", CALL, key)
@@ -212,6 +204,9 @@ def test_a_malformed_key_answers_400(twilio: TwilioStandIn, storage: Azurite, ke
 @pytest.mark.parametrize("key", ["x", " !~" * 85], ids=["1 character", "255 characters"])
 def test_a_key_of_1_to_255_printable_characters_is_accepted(twilio: TwilioStandIn, storage: Azurite, key: str) -> None:
     assert keyed("make_call", CALL, key).status_code == 201
+
+
+# --- what releases a key, and what keeps it --------------------------------------------------------------------------
 
 
 def test_a_request_refused_before_twilio_leaves_the_key_free(twilio: TwilioStandIn, storage: Azurite) -> None:
@@ -264,6 +259,20 @@ def test_a_request_whose_connection_to_twilio_timed_out_releases_its_key(
     assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (201, None)
 
 
+def test_a_request_refused_with_503_after_claiming_its_key_leaves_it_free(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    env.delenv("TWILIO_AUTH_TOKEN")
+    refused = keyed("make_call", CALL, KEY)
+    env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    clear_caches()
+    retried = keyed("make_call", CALL, KEY)
+
+    assert (refused.status_code, retried.status_code) == (503, 201)
+    assert "Idempotent-Replayed" not in retried.headers
+    assert len(twilio.creations()) == 1
+
+
 @pytest.mark.parametrize(
     ("fault", "status"),
     [(Fault(status=500), 502), (Fault(drop=True), 502), (Fault(delay=3.0), 504)],
@@ -282,6 +291,16 @@ def test_an_outcome_unknown_answer_is_replayed_without_dialling_again(
     assert body_json(again) == body_json(first)
     assert again.headers["Idempotent-Replayed"] == "true"
     assert len(twilio.creations()) == 1
+
+
+# --- how long a key and a claim are kept -----------------------------------------------------------------------------
+
+
+def _age(storage: Azurite, function: str, age: timedelta, **fields: Any) -> None:
+    """Make the one stored key of `function` older, as time would."""
+    keys = table(storage, "idempotency")
+    (entity,) = keys.query_entities("PartitionKey eq @function", parameters={"function": function})
+    keys.upsert_entity({**entity, "Created": datetime.now(UTC) - age, **fields})
 
 
 def test_a_key_is_remembered_for_24_hours(twilio: TwilioStandIn, storage: Azurite) -> None:
@@ -329,18 +348,28 @@ def test_a_claim_in_flight_for_under_5_minutes_is_still_in_progress(twilio: Twil
     assert len(twilio.creations()) == 1
 
 
-def test_a_request_refused_with_503_after_claiming_its_key_leaves_it_free(
-    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
-) -> None:
-    env.delenv("TWILIO_AUTH_TOKEN")
-    refused = keyed("make_call", CALL, KEY)
-    env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-    clear_caches()
-    retried = keyed("make_call", CALL, KEY)
+def test_a_key_older_than_24_hours_is_overwritten_when_it_comes_back(held_twilio: HeldTwilio, storage: Azurite) -> None:
+    keyed("make_call", CALL, KEY)
+    _age(storage, "make_call", timedelta(hours=24, seconds=1))
+    held_twilio.arrived.clear()
+    held_twilio.gate.clear()
+    in_flight = threading.Thread(target=lambda: keyed("make_call", {**CALL, "message": "A new day"}, KEY))
+    in_flight.start()
+    try:
+        assert held_twilio.arrived.wait(30)
+        (entity,) = table(storage, "idempotency").list_entities()
+    finally:
+        held_twilio.gate.set()
+        in_flight.join()
 
-    assert (refused.status_code, retried.status_code) == (503, 201)
-    assert "Idempotent-Replayed" not in retried.headers
-    assert len(twilio.creations()) == 1
+    # Nothing of the first request's answer is left beside the new claim.
+    assert (entity["State"], sorted(entity)) == (
+        "pending",
+        ["Created", "Fingerprint", "PartitionKey", "RowKey", "State"],
+    )
+
+
+# --- without a key, and what a key costs in Table round trips --------------------------------------------------------
 
 
 def test_without_a_key_every_request_reaches_twilio(twilio: TwilioStandIn, storage: Azurite) -> None:
@@ -370,6 +399,9 @@ def test_a_replay_costs_two_table_round_trips(
 
     assert keyed("make_call", CALL, KEY).headers["Idempotent-Replayed"] == "true"
     assert len(table_round_trips) == 2, table_round_trips
+
+
+# --- storage missing or down, and what is stored ---------------------------------------------------------------------
 
 
 def test_a_key_without_storage_answers_503(twilio: TwilioStandIn) -> None:
@@ -418,11 +450,7 @@ def test_what_is_stored_is_hashes_and_the_answer_never_the_key_text_or_a_secret(
         assert secret not in stored
 
 
-def _age(storage: Azurite, function: str, age: timedelta, **fields: Any) -> None:
-    """Make the one stored key of `function` older, as time would."""
-    keys = table(storage, "idempotency")
-    (entity,) = keys.query_entities("PartitionKey eq @function", parameters={"function": function})
-    keys.upsert_entity({**entity, "Created": datetime.now(UTC) - age, **fields})
+# --- what is logged when the store fails or changes underneath a claim -----------------------------------------------
 
 
 def test_a_store_failing_while_a_key_is_claimed_is_logged_as_a_warning(
@@ -476,6 +504,9 @@ def test_a_claim_changed_while_twilio_answered_is_logged_as_an_error_and_the_ans
     status, line = expected
     assert answers[0].status_code == status
     assert logged(caplog, "shared.idempotency") == [("ERROR", line)]
+
+
+# --- a store other requests contend in, scripted ---------------------------------------------------------------------
 
 
 class ContestedStore(StandIn):
@@ -559,24 +590,3 @@ def test_an_expired_key_another_request_retakes_first_is_in_progress(
 
     assert (response.status_code, body_json(response)) == (409, IN_PROGRESS)
     assert twilio.received == []
-
-
-def test_a_key_older_than_24_hours_is_overwritten_when_it_comes_back(held_twilio: HeldTwilio, storage: Azurite) -> None:
-    keyed("make_call", CALL, KEY)
-    _age(storage, "make_call", timedelta(hours=24, seconds=1))
-    held_twilio.arrived.clear()
-    held_twilio.gate.clear()
-    in_flight = threading.Thread(target=lambda: keyed("make_call", {**CALL, "message": "A new day"}, KEY))
-    in_flight.start()
-    try:
-        assert held_twilio.arrived.wait(30)
-        (entity,) = table(storage, "idempotency").list_entities()
-    finally:
-        held_twilio.gate.set()
-        in_flight.join()
-
-    # Nothing of the first request's answer is left beside the new claim.
-    assert (entity["State"], sorted(entity)) == (
-        "pending",
-        ["Created", "Fingerprint", "PartitionKey", "RowKey", "State"],
-    )

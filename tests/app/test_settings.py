@@ -12,7 +12,10 @@ from shared.errors import ApiError
 from shared.settings import SETTING_NAMES, Settings, get_settings
 from testing.process_state import without_settings
 
-SHARED = Path(__file__).resolve().parent.parent / "shared"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+# --- defaults, and where each setting is read from -------------------------------------------------------------------
 
 
 def test_defaults_without_any_setting_are_the_documented_ones() -> None:
@@ -158,6 +161,9 @@ def test_settings_are_read_once(env: pytest.MonkeyPatch) -> None:
     assert get_settings().sms_reply == "first"
 
 
+# --- broken values, named in a 503 -----------------------------------------------------------------------------------
+
+
 NUMBER = "must be a number of seconds"
 IN_RANGE = "must be more than 0 and less than a week (604800 seconds)"
 URL = "must be an absolute http(s) URL with a valid host and port, no query or fragment"
@@ -266,7 +272,7 @@ def test_a_broken_limit_is_named_in_a_503_where_used(
     )
 
 
-# SETTING_NAMES: every name the app reads, which the tests clear between tests.
+# --- SETTING_NAMES: every name the app reads, which the tests clear between tests ------------------------------------
 
 
 class _NotingNames(Mapping[str, str]):
@@ -318,6 +324,9 @@ def test_setting_names_hold_every_name_the_common_package_reads_from_os_environ(
 
 def test_the_test_environment_cleaner_clears_every_setting_name() -> None:
     assert without_settings(dict.fromkeys(SETTING_NAMES, "set") | {"PATH": "/usr/bin"}) == {"PATH": "/usr/bin"}
+
+
+# --- PER_INSTANCE_CONCURRENCY ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("value", "concurrency"), [("1", 1), (" 32 ", 32), ("1000", 1000)])

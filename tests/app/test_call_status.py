@@ -11,7 +11,7 @@ from tests.support import fixture, invoke, signed_post
 
 pytestmark = pytest.mark.usefixtures("credentials_in_env")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _event_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.sandbox_support import RunningSandbox, app_with_sandbox, rendered_text, running_sandbox, settled
+from tests.devtools.sandbox_support import RunningSandbox, rendered_text, settled
 
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[RunningSandbox]:
-    with running_sandbox() as running:
-        yield running
-
-
-@pytest.fixture
-def host(sandbox: RunningSandbox, env: pytest.MonkeyPatch) -> Iterator[str]:
-    with app_with_sandbox(sandbox, env) as url:
-        yield url
+pytestmark = pytest.mark.processes
 
 
 def test_the_page_shows_a_call_with_its_status_changes_and_what_was_said(host: str, tmp_path: Path) -> None:

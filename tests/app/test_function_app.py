@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 import azure.functions as func
+import pytest
 from azure.functions.decorators.http import HttpTrigger
 
 import function_app
 from devtools.functions import indexed, route_prefix
 from shared.settings import ROUTE_PREFIX
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _indexed() -> dict[str, tuple[str, list[str], str]]:
@@ -66,15 +67,18 @@ def _import_in_fresh_interpreter(environ: dict[str, str]) -> list[str]:
     return loaded
 
 
+@pytest.mark.processes
 def test_import_needs_no_setting_and_loads_no_heavy_sdk() -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "KEY_VAULT"))}
     assert _import_in_fresh_interpreter(environ) == []
 
 
+@pytest.mark.processes
 def test_import_loads_no_phone_metadata_for_a_list_of_prefixes() -> None:
     assert _import_in_fresh_interpreter({**os.environ, "ALLOWED_DESTINATIONS": "+1,+44"}) == []
 
 
+@pytest.mark.processes
 def test_import_survives_a_broken_setting() -> None:
     environ = {**os.environ, "TWILIO_HTTP_TIMEOUT": "soon", "PUBLIC_BASE_URL": "not a url"}
     assert _import_in_fresh_interpreter(environ) == []

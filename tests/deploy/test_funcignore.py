@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pathspec
+import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP_FOLDERS = ("make_call", "voice_url", "sms_url", "send_sms", "call_status", "shared")
 APP_FILES = {"function_app.py", "host.json", "requirements.txt"}
 # What tools leave in a working tree: none of it may be deployed.
@@ -44,6 +45,7 @@ def package(paths: list[str]) -> set[str]:
     return {path for path in paths if not spec.match_file(path)}
 
 
+@pytest.mark.processes
 def test_package_holds_exactly_the_app() -> None:
     tree = working_tree()
     app = APP_FILES | {path for path in tree if path.split("/")[0] in APP_FOLDERS}
@@ -55,6 +57,7 @@ def test_package_leaves_out_what_tools_write() -> None:
     assert package(list(ARTEFACTS)) == set()
 
 
+@pytest.mark.processes
 def test_package_indexes_every_function_on_its_own(tmp_path: Path) -> None:
     for path in package(working_tree()):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)

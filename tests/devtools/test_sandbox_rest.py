@@ -19,20 +19,23 @@ from devtools.ports import free_port
 from devtools.sandbox.prism import SPEC
 from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from devtools.sandbox.webhooks import LocalRoute, sms_params
-from tests.sandbox_support import Hit, Receiver, RunningSandbox, app_with_sandbox, running_sandbox, settled, view
+from tests.devtools.sandbox_support import (
+    Hit,
+    Receiver,
+    RunningSandbox,
+    app_with_sandbox,
+    settled,
+    view,
+)
 from tests.servers import serving
 from tests.support import eventually
+
+pytestmark = pytest.mark.processes
 
 TO, FROM = "+15558675310", "+15017122661"
 SAY = '<?xml version="1.0" encoding="UTF-8"?><Response><Say voice="alice" language="en-GB">Ahoy</Say></Response>'
 UNANSWERED = "http://127.0.0.1:9"  # the discard port: no webhook server there
 ALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[RunningSandbox]:
-    with running_sandbox() as running:
-        yield running
 
 
 @pytest.fixture
@@ -41,12 +44,6 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
     app = Receiver({"/voice": (200, SAY)})
     with serving(app) as url:
         yield app, url
-
-
-@pytest.fixture
-def host(sandbox: RunningSandbox, env: pytest.MonkeyPatch) -> Iterator[str]:
-    with app_with_sandbox(sandbox, env) as url:
-        yield url
 
 
 def create_call(sandbox: RunningSandbox, url: str, **fields: Any) -> dict[str, Any]:
@@ -68,7 +65,7 @@ def signed_by_twilio(hit: Hit) -> bool:
     return bool(RequestValidator(SANDBOX_AUTH_TOKEN).validate(hit.url, hit.form, hit.signature))
 
 
-# Twilio's REST API: created with the caller's fields, fetched, listed.
+# --- Twilio's REST API: created with the caller's fields, fetched, listed --------------------------------------------
 
 
 def test_a_call_is_created_with_the_callers_to_and_from(sandbox: RunningSandbox) -> None:
@@ -149,7 +146,8 @@ def test_a_message_without_a_body_is_refused_as_twilio_refuses_it(sandbox: Runni
     assert response.json()["code"] == 21602
 
 
-# Every answer satisfies Twilio's spec: its response schemas, and Prism's own check.
+# --- every answer satisfies Twilio's spec: its response schemas, and Prism's own check -------------------------------
+
 
 CALLS = "/2010-04-01/Accounts/{AccountSid}/Calls"
 MESSAGES = "/2010-04-01/Accounts/{AccountSid}/Messages"
@@ -219,7 +217,7 @@ def _nullable(node: Any) -> Any:
     return converted
 
 
-# A call plays out as Twilio plays it.
+# --- a call plays out as Twilio plays it -----------------------------------------------------------------------------
 
 
 def test_status_callbacks_follow_the_call_through_the_requested_events(
@@ -370,7 +368,7 @@ def test_sandbox_numbers_end_the_call_unanswered(
     assert app.at("/voice") == []
 
 
-# Texts are delivered as Twilio delivers them.
+# --- texts are delivered as Twilio delivers them ---------------------------------------------------------------------
 
 
 def test_a_message_goes_from_queued_to_sent_to_delivered(sandbox: RunningSandbox, host: str) -> None:
@@ -405,7 +403,8 @@ def test_a_text_to_a_sandbox_number_ends_as_that_number_says(
     assert (message["status"], message["error"] and message["error"]["code"]) == (status, error)
 
 
-# The sandbox's own views, as JSON: everything, oldest first, or one record by SID.
+# --- the sandbox's own views, as JSON: everything, oldest first, or one record by SID --------------------------------
+
 
 RECORD_FIELDS = {"sid", "from", "to", "status", "direction", "created", "error", "events"}
 CREATE: dict[str, Callable[[RunningSandbox], dict[str, Any]]] = {
@@ -439,7 +438,7 @@ def test_a_text_record_holds_its_body_and_what_it_replies_to(sandbox: RunningSan
     assert all(set(event) == {"at", "name", "detail"} for event in message["events"])
 
 
-# Inbound texts, through the invoker: recorded with the reply the sender gets.
+# --- inbound texts, through the invoker: recorded with the reply the sender gets -------------------------------------
 
 
 def test_an_inbound_text_is_recorded_with_the_apps_reply(host: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -467,7 +466,8 @@ def test_an_inbound_text_the_app_refuses_is_recorded_with_11200(host: str) -> No
     assert view(host, "messages", params["MessageSid"])["error"]["code"] == 11200
 
 
-# Behind a tunnel: PUBLIC_BASE_URL set, nothing sent through it.
+# --- behind a tunnel: PUBLIC_BASE_URL set, nothing sent through it ---------------------------------------------------
+
 
 TUNNEL = "https://abc.tunnel.example"
 

@@ -6,7 +6,7 @@ in one process, without the channel: worker init, the functions' metadata (the l
 one load request per function, then one invocation per HTTP request read as JSON from stdin (its fields as the
 host fills them in), each as an RpcHttp message. What the library answered is written to stdout as JSON.
 
-Run it as `python -I tests/proxy_worker.py` from the app directory: the app directory is then the working
+Run it as `python -I tests/deploy/proxy_worker.py` from the app directory: the app directory is then the working
 directory and the first entry of sys.path, as on Azure, with neither PYTHONPATH nor this script's folder.
 """
 

@@ -17,7 +17,7 @@ import pytest
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PYTHONS = ("3.11", "3.12", "3.13", "3.14")
 # pip matches manylinux tags literally: name every glibc level the hosts (glibc 2.28 and newer) accept.
 PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(28, 4, -1)] + [
@@ -62,6 +62,7 @@ def test_requirements_pick_the_azure_functions_line_for_each_python(python: str)
     assert pinned(functions).startswith("1." if python < "3.13" else "2.")
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("python", PYTHONS)
 def test_requirements_resolve_as_linux_wheels_for_each_python(python: str, tmp_path: Path) -> None:
     requirements = requirements_for(python)

@@ -11,10 +11,8 @@ from azure.data.tables import TableServiceClient
 import shared.storage
 from devtools.azurite import Azurite
 from testing.standins import Fault, KeyVaultStandIn, Received, StandIn, TwilioStandIn
-from tests.state_support import CALL, Answer, as_storage, keyed, table_error, unreachable_storage
+from tests.app.state_support import CALL, Answer, as_storage, keyed, table_error
 from tests.support import body_json, error_of, fixture, signed_post
-
-__all__ = ["unreachable_storage"]  # fixtures
 
 
 def test_the_tables_are_created_on_first_use(twilio: TwilioStandIn, storage: Azurite) -> None:

@@ -9,7 +9,6 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,35 +21,24 @@ from devtools.ports import accepting, free_port
 from devtools.sandbox.prism import PassThrough, Prism
 from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from devtools.sandbox.webhooks import LocalRoute
-from tests.sandbox_support import RunningSandbox, app_with_sandbox, running_sandbox, settled, view
+from tests.devtools.sandbox_support import RunningSandbox, settled, view
+from tests.host_process import NO_EMULATOR, start_host, stop_host, wait_until_up
 from tests.servers import serving
 from tests.support import error_of, eventually, post_json
-from tests.test_host import NO_EMULATOR, start_host, stop_host, wait_until_up
 
 CALL = {"to": "+15558675310", "from": "+15017122661", "message": "Hello from Azure"}
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 QUICKSTART_BASE = "http://127.0.0.1:7071"
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[RunningSandbox]:
-    with running_sandbox() as running:
-        yield running
-
-
-@pytest.fixture
-def host(sandbox: RunningSandbox, env: pytest.MonkeyPatch) -> Iterator[str]:
-    with app_with_sandbox(sandbox, env) as url:
-        yield url
 
 
 def place_call(host: str, **fields: str) -> requests.Response:
     return requests.post(f"{host}/api/make_call", json=CALL | fields, timeout=30)
 
 
-# Twilio's contract, checked by Prism.
+# --- Twilio's contract, checked by Prism -----------------------------------------------------------------------------
 
 
+@pytest.mark.processes
 def test_prism_accepts_the_call_the_app_places(host: str, sandbox: RunningSandbox) -> None:
     before = sandbox.sandbox.pass_through.forwarded
     response = place_call(host, voice="alice", language="en-US")
@@ -60,6 +48,7 @@ def test_prism_accepts_the_call_the_app_places(host: str, sandbox: RunningSandbo
     assert sandbox.sandbox.pass_through.forwarded == before + 1
 
 
+@pytest.mark.processes
 def test_prism_accepts_the_message_the_app_sends(host: str) -> None:
     response = requests.post(
         f"{host}/api/send_sms", json={"to": "+15558675310", "from": "+15017122661", "body": "Hi from Azure"}, timeout=30
@@ -69,6 +58,7 @@ def test_prism_accepts_the_message_the_app_sends(host: str) -> None:
     assert re.fullmatch(r"SM[0-9a-f]{32}", response.json()["sid"])
 
 
+@pytest.mark.processes
 def test_prism_refuses_what_twilio_would_refuse(host: str, env: pytest.MonkeyPatch) -> None:
     env.setenv("TWILIO_ACCOUNT_SID", "not-an-account-sid")
     response = post_json("send_sms", {"to": "+15558675310", "from": "+15017122661", "body": "Hi"})
@@ -77,6 +67,7 @@ def test_prism_refuses_what_twilio_would_refuse(host: str, env: pytest.MonkeyPat
     assert error_of(response)["code"] == "twilio_rejected"
 
 
+@pytest.mark.processes
 def test_what_prism_refuses_never_reaches_the_stand_in(sandbox: RunningSandbox) -> None:
     calls = len(sandbox.sandbox.resources.calls)
     response = sandbox.rest("POST", "Calls.json", data={"From": "+15017122661", "Url": "http://127.0.0.1:9/"})
@@ -85,6 +76,7 @@ def test_what_prism_refuses_never_reaches_the_stand_in(sandbox: RunningSandbox) 
     assert len(sandbox.sandbox.resources.calls) == calls
 
 
+@pytest.mark.processes
 def test_prism_refuses_a_request_without_credentials(sandbox: RunningSandbox) -> None:
     calls = len(sandbox.sandbox.resources.calls)
     response = requests.post(
@@ -103,6 +95,7 @@ def _off_twilios_description(request: Request) -> Response:
     return Response(json.dumps({"sid": 5}), 201, mimetype="application/json")
 
 
+@pytest.mark.processes
 def test_prism_refuses_an_answer_off_twilios_description() -> None:
     with serving(_off_twilios_description) as upstream:
         checking = Prism(port=free_port(), upstream=upstream).start()
@@ -120,6 +113,7 @@ def test_prism_refuses_an_answer_off_twilios_description() -> None:
     assert "sid" in response.headers["sl-violations"]
 
 
+@pytest.mark.processes
 def test_a_caller_mistake_stops_at_the_app(host: str, sandbox: RunningSandbox) -> None:
     before = sandbox.sandbox.pass_through.forwarded
     response = place_call(host, to="555-CALL-NOW")
@@ -128,9 +122,10 @@ def test_a_caller_mistake_stops_at_the_app(host: str, sandbox: RunningSandbox) -
     assert sandbox.sandbox.pass_through.forwarded == before
 
 
-# The call plays out: Twilio's side, simulated.
+# --- the call plays out: Twilio's side, simulated --------------------------------------------------------------------
 
 
+@pytest.mark.processes
 def test_a_call_the_app_places_plays_out_to_completed(host: str) -> None:
     placed = place_call(host).json()
 
@@ -140,6 +135,7 @@ def test_a_call_the_app_places_plays_out_to_completed(host: str) -> None:
     assert call["said"] == [{"text": "Hello from Azure", "voice": None, "language": None}]
 
 
+@pytest.mark.processes
 def test_call_status_logs_every_event_of_a_call_the_app_places(host: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="shared.call_events")
     sid = place_call(host).json()["sid"]
@@ -156,6 +152,7 @@ def test_call_status_logs_every_event_of_a_call_the_app_places(host: str, caplog
     ]
 
 
+@pytest.mark.processes
 def test_the_invoker_replays_twilio_fetching_the_call_voice_url(host: str) -> None:
     sid = place_call(host).json()["sid"]
 
@@ -165,7 +162,7 @@ def test_the_invoker_replays_twilio_fetching_the_call_voice_url(host: str) -> No
     assert heard.text.endswith("<Response><Say>Hello from Azure</Say></Response>")
 
 
-# A sandbox that has stopped: nothing was sent, and the app says so.
+# --- a sandbox that has stopped: nothing was sent, and the app says so -----------------------------------------------
 
 
 def test_the_pass_through_answers_502_when_prism_is_not_running() -> None:
@@ -181,6 +178,7 @@ def test_the_pass_through_answers_502_when_prism_is_not_running() -> None:
     assert response.json()["message"].endswith("is not running; nothing was sent.")
 
 
+@pytest.mark.processes
 def test_make_call_says_nothing_was_sent_once_prism_has_exited(env: pytest.MonkeyPatch) -> None:
     dying = Prism(port=free_port()).start()
     try:
@@ -204,9 +202,10 @@ def test_make_call_says_nothing_was_sent_once_prism_has_exited(env: pytest.Monke
     }
 
 
-# The README's Quickstart and docs/local-development.md, on `make run`'s own processes.
+# --- the README's Quickstart and docs/local-development.md, on `make run`'s own processes ----------------------------
 
 
+@pytest.mark.processes
 def test_make_run_plays_a_call_out_and_call_status_logs_it() -> None:
     port, prism_port = free_port(), free_port()
     process = start_host("--port", str(port), "--prism-port", str(prism_port))
@@ -223,6 +222,7 @@ def test_make_run_plays_a_call_out_and_call_status_logs_it() -> None:
     assert re.search(rf"^\[[^\]]+\] {re.escape(line)}$", output, re.MULTILINE)
 
 
+@pytest.mark.processes
 def test_the_quickstart_curl_sends_a_text_on_make_run() -> None:
     curl = shutil.which("curl")
     if curl is None:
@@ -262,6 +262,7 @@ def as_promised(answer: dict[str, str], promised: dict[str, str]) -> bool:
     )
 
 
+@pytest.mark.processes
 def test_make_run_serves_the_pass_through_under_sandbox_twilio() -> None:
     port = free_port()
     process = start_host("--port", str(port), "--prism-port", str(free_port()), environ=NO_EMULATOR)

@@ -29,7 +29,7 @@ from tests.servers import serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
 from tools.wire_twilio import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOOK = ROOT / "infra/hooks/postdeploy.sh"
 APP = "https://myapp.azurewebsites.net"
 NUMBER = "+15017122661"
@@ -84,9 +84,10 @@ def number(twilio: TwilioStandIn) -> dict[str, Any]:
     return twilio.add_number(NUMBER)
 
 
-# Twilio's contract, checked by Prism.
+# --- Twilio's contract, checked by Prism -----------------------------------------------------------------------------
 
 
+@pytest.mark.processes
 def test_prism_accepts_the_lookup_and_the_update(sandbox: PassThrough, capsys: pytest.CaptureFixture[str]) -> None:
     outcome = wire(capsys, "--number", example_number(), "--base-url", APP)
 
@@ -95,6 +96,7 @@ def test_prism_accepts_the_lookup_and_the_update(sandbox: PassThrough, capsys: p
     assert sandbox.forwarded == 2
 
 
+@pytest.mark.processes
 def test_prism_refuses_an_account_sid_twilio_would_refuse(
     sandbox: PassThrough, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -106,6 +108,7 @@ def test_prism_refuses_an_account_sid_twilio_would_refuse(
     assert outcome.err.count("\n") == 1
 
 
+@pytest.mark.processes
 def test_the_cli_wires_a_number_as_a_subprocess(sandbox: PassThrough) -> None:
     environ = app_environ({"TWILIO_API_BASE_URL": os.environ["TWILIO_API_BASE_URL"], **CREDENTIALS})
     done = subprocess.run(
@@ -123,7 +126,7 @@ def test_the_cli_wires_a_number_as_a_subprocess(sandbox: PassThrough) -> None:
     assert sandbox.forwarded == 2
 
 
-# What the tool asks of the account, checked against the stateful stand-in.
+# --- what the tool asks of the account, checked against the stateful stand-in ----------------------------------------
 
 
 def test_wire_twilio_looks_the_number_up_by_phone_number(
@@ -298,7 +301,7 @@ def test_wire_twilio_warns_when_something_else_takes_the_number_calls_or_texts(
     )
 
 
-# Failures: one line on stderr, exit 1, no traceback.
+# --- failures: one line on stderr, exit 1, no traceback --------------------------------------------------------------
 
 
 def test_wire_twilio_explains_a_rejected_token(
@@ -402,7 +405,7 @@ def test_wire_twilio_never_prints_the_credentials(
     assert ACCOUNT_SID not in outcome.out + outcome.err
 
 
-# Credentials from Key Vault, read as the app reads them.
+# --- credentials from Key Vault, read as the app reads them ----------------------------------------------------------
 
 
 def test_wire_twilio_reads_the_credentials_from_key_vault(
@@ -524,7 +527,7 @@ def test_wire_twilio_refuses_a_wait_that_is_not_a_number_of_seconds(capsys: pyte
     )
 
 
-# The azd postdeploy hook.
+# --- the azd postdeploy hook -----------------------------------------------------------------------------------------
 
 
 def run_hook(environ: Mapping[str, str], hook: Path = HOOK) -> subprocess.CompletedProcess[str]:
@@ -551,6 +554,7 @@ BICEP_OUTPUTS = {
 }
 
 
+@pytest.mark.processes
 def test_postdeploy_without_a_number_prints_the_webhook_urls_and_the_command() -> None:
     done = run_hook(BICEP_OUTPUTS)
 
@@ -568,6 +572,7 @@ def hook_environ(twilio: TwilioStandIn, **values: str) -> dict[str, str]:
     return {**BICEP_OUTPUTS, "TWILIO_PHONE_NUMBER": NUMBER, "TWILIO_API_BASE_URL": twilio.url, **values}
 
 
+@pytest.mark.processes
 def test_postdeploy_with_a_number_wires_it_with_the_vault_credentials(
     twilio: TwilioStandIn, number: dict[str, Any], vault: KeyVaultStandIn
 ) -> None:
@@ -579,6 +584,7 @@ def test_postdeploy_with_a_number_wires_it_with_the_vault_credentials(
     assert update.form == WIRED
 
 
+@pytest.mark.processes
 def test_postdeploy_wires_the_public_base_url_the_webhook_urls_are_built_on(
     twilio: TwilioStandIn, number: dict[str, Any]
 ) -> None:
@@ -590,6 +596,7 @@ def test_postdeploy_wires_the_public_base_url_the_webhook_urls_are_built_on(
     assert (update.field("VoiceUrl"), update.field("SmsUrl")) == (f"{public}/api/voice_url", f"{public}/api/sms_url")
 
 
+@pytest.mark.processes
 def test_postdeploy_fails_when_the_number_cannot_be_wired(twilio: TwilioStandIn) -> None:
     done = run_hook(hook_environ(twilio, KEY_VAULT_URL="", **CREDENTIALS))
 
@@ -600,6 +607,7 @@ def test_postdeploy_fails_when_the_number_cannot_be_wired(twilio: TwilioStandIn)
     )
 
 
+@pytest.mark.processes
 def test_postdeploy_before_the_secrets_are_set_succeeds_and_says_what_to_do(
     twilio: TwilioStandIn, number: dict[str, Any], vault: KeyVaultStandIn
 ) -> None:
@@ -611,6 +619,7 @@ def test_postdeploy_before_the_secrets_are_set_succeeds_and_says_what_to_do(
     assert twilio.received == []
 
 
+@pytest.mark.processes
 def test_postdeploy_waits_for_key_vault_access_then_wires_the_number(
     twilio: TwilioStandIn, number: dict[str, Any], vault: KeyVaultStandIn
 ) -> None:
@@ -624,6 +633,7 @@ def test_postdeploy_waits_for_key_vault_access_then_wires_the_number(
     assert update.form == WIRED
 
 
+@pytest.mark.processes
 def test_postdeploy_without_the_python_packages_succeeds_and_prints_the_command_that_wires_later(
     tmp_path: Path,
 ) -> None:
@@ -644,6 +654,7 @@ def test_postdeploy_without_the_python_packages_succeeds_and_prints_the_command_
     assert f"{NUMBER} is not wired yet" in done.stdout
 
 
+@pytest.mark.processes
 def test_postdeploy_needs_the_function_app_url() -> None:
     done = run_hook({"TWILIO_PHONE_NUMBER": NUMBER})
 

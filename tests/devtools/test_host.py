@@ -12,13 +12,10 @@ import pty
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +26,6 @@ import requests
 from twilio.request_validator import RequestValidator
 
 import function_app
-from devtools.azurite import connection_string
 from devtools.host import _storage_configured, load_local_settings
 from devtools.invoke import main as invoke_main
 from devtools.ports import accepting, free_port, port_taken
@@ -37,17 +33,23 @@ from devtools.sandbox.prism import PassThrough
 from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FROM_NUMBER
 from devtools.sandbox.webhooks import send_signed, sms_params, status_params, voice_params
 from devtools.wsgi import LocalHost
-from shared.settings import STORAGE
 from testing.process_state import without_settings
 from testing.standins import TwilioStandIn
+from tests.host_process import (
+    NO_EMULATOR,
+    REAL_TWILIO,
+    moved_to,
+    run_host,
+    start_host,
+    stop_host,
+    taken_port,
+    wait_until_up,
+)
 from tests.servers import serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, eventually
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SITE = "mysite.azurewebsites.net"
-# A store named, so that `python -m devtools.host` starts no storage emulator where a test needs none.
-NO_EMULATOR = {STORAGE: connection_string("http://127.0.0.1:9/devstoreaccount1")}
-REAL_TWILIO = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 
 echo_app = func.FunctionApp()
 
@@ -60,7 +62,8 @@ def echo(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @pytest.fixture
-def host(twilio: TwilioStandIn) -> Iterator[str]:
+def standin_host(twilio: TwilioStandIn) -> Iterator[str]:
+    """The app on the local host, its Twilio REST calls answered by the `twilio` fixture's stand-in."""
     with serving(LocalHost(function_app.app, "api")) as url:
         yield url
 
@@ -69,6 +72,9 @@ def host(twilio: TwilioStandIn) -> Iterator[str]:
 def echo_host() -> Iterator[str]:
     with serving(LocalHost(echo_app, "api")) as url:
         yield url
+
+
+# --- the app over HTTP, and webhooks signed as the invoker signs them ------------------------------------------------
 
 
 def test_banner_lists_every_function_like_func_start() -> None:
@@ -80,65 +86,67 @@ def test_banner_lists_every_function_like_func_start() -> None:
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_make_call_over_http(host: str, twilio: TwilioStandIn, method: str) -> None:
-    response = requests.request(method, f"{host}/api/make_call", params={"to": "+15558675310"}, timeout=10)
+def test_make_call_over_http(standin_host: str, twilio: TwilioStandIn, method: str) -> None:
+    response = requests.request(method, f"{standin_host}/api/make_call", params={"to": "+15558675310"}, timeout=10)
 
     assert response.status_code == 201
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.json()["sid"].startswith("CA")
-    assert twilio.creations()[0].field("Url").startswith(f"{host}/api/voice_url?")
+    assert twilio.creations()[0].field("Url").startswith(f"{standin_host}/api/voice_url?")
 
 
-def test_send_sms_over_http(host: str) -> None:
-    response = requests.post(f"{host}/api/send_sms", json={"to": "+15558675310", "body": "Hi"}, timeout=10)
+def test_send_sms_over_http(standin_host: str) -> None:
+    response = requests.post(f"{standin_host}/api/send_sms", json={"to": "+15558675310", "body": "Hi"}, timeout=10)
 
     assert response.status_code == 201
     assert response.json()["sid"].startswith("SM")
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_voice_url_signed_by_the_invoker(host: str, method: str) -> None:
-    response = send_signed(f"{host}/api/voice_url?message=Hi%20there", voice_params(ACCOUNT_SID), AUTH_TOKEN, method)
+def test_voice_url_signed_by_the_invoker(standin_host: str, method: str) -> None:
+    response = send_signed(
+        f"{standin_host}/api/voice_url?message=Hi%20there", voice_params(ACCOUNT_SID), AUTH_TOKEN, method
+    )
 
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/xml; charset=utf-8"
     assert response.text.endswith("<Response><Say>Hi there</Say></Response>")
 
 
-def test_sms_url_signed_by_the_invoker(host: str) -> None:
-    response = send_signed(f"{host}/api/sms_url", sms_params(ACCOUNT_SID, "Hello"), AUTH_TOKEN)
+def test_sms_url_signed_by_the_invoker(standin_host: str) -> None:
+    response = send_signed(f"{standin_host}/api/sms_url", sms_params(ACCOUNT_SID, "Hello"), AUTH_TOKEN)
 
     assert response.status_code == 200
     assert "<Message>Hey, thanks for the ping! Twilio and Azure rock!</Message>" in response.text
 
 
-def test_call_status_signed_by_the_invoker(host: str) -> None:
-    response = send_signed(f"{host}/api/call_status", status_params(ACCOUNT_SID, "failed"), AUTH_TOKEN)
+def test_call_status_signed_by_the_invoker(standin_host: str) -> None:
+    response = send_signed(f"{standin_host}/api/call_status", status_params(ACCOUNT_SID, "failed"), AUTH_TOKEN)
 
     assert response.status_code == 204
 
 
-def test_an_unsigned_webhook_is_refused(host: str) -> None:
-    response = requests.post(f"{host}/api/sms_url", data={"Body": "hi"}, timeout=10)
+def test_an_unsigned_webhook_is_refused(standin_host: str) -> None:
+    response = requests.post(f"{standin_host}/api/sms_url", data={"Body": "hi"}, timeout=10)
 
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "invalid_signature"
     assert "<Response>" not in response.text
 
 
-# Routes and methods, as in Azure: only what a function declares.
+# --- routes and methods, as in Azure: only what a function declares --------------------------------------------------
 
 
-def test_host_answers_404_to_head(host: str, twilio: TwilioStandIn) -> None:
-    response = requests.head(f"{host}/api/make_call", params={"to": "+15558675310"}, timeout=10)
+def test_host_answers_404_to_head(standin_host: str, twilio: TwilioStandIn) -> None:
+    response = requests.head(f"{standin_host}/api/make_call", params={"to": "+15558675310"}, timeout=10)
 
     assert response.status_code == 404
     assert "Allow" not in response.headers
     assert twilio.creations() == []
 
 
-def test_an_undeclared_method_is_404_naming_the_declared_ones(host: str) -> None:
-    response = requests.get(f"{host}/api/send_sms", timeout=10)
+def test_an_undeclared_method_is_404_naming_the_declared_ones(standin_host: str) -> None:
+    response = requests.get(f"{standin_host}/api/send_sms", timeout=10)
 
     assert response.status_code == 404
     assert "Allow" not in response.headers
@@ -149,27 +157,27 @@ def test_an_undeclared_method_is_404_naming_the_declared_ones(host: str) -> None
     }
 
 
-def test_an_unknown_route_is_404(host: str) -> None:
-    response = requests.post(f"{host}/api/place_call", timeout=10)
+def test_an_unknown_route_is_404(standin_host: str) -> None:
+    response = requests.post(f"{standin_host}/api/place_call", timeout=10)
 
     assert response.status_code == 404
     assert response.json()["error"]["target"] == "url"
 
 
-def test_routes_match_whatever_their_case(host: str, twilio: TwilioStandIn) -> None:
-    response = requests.post(f"{host}/API/MAKE_CALL", json={"to": "+15558675310"}, timeout=10)
+def test_routes_match_whatever_their_case(standin_host: str, twilio: TwilioStandIn) -> None:
+    response = requests.post(f"{standin_host}/API/MAKE_CALL", json={"to": "+15558675310"}, timeout=10)
 
     assert response.status_code == 201
     assert len(twilio.creations()) == 1
 
 
-def test_function_keys_are_not_required_locally(host: str) -> None:
-    response = requests.post(f"{host}/api/make_call", json={"to": "+15558675310"}, timeout=10)
+def test_function_keys_are_not_required_locally(standin_host: str) -> None:
+    response = requests.post(f"{standin_host}/api/make_call", json={"to": "+15558675310"}, timeout=10)
 
     assert response.status_code == 201
 
 
-# What a function receives and answers, as between the Functions host and the Python worker.
+# --- what a function receives and answers, as between the Functions host and the Python worker -----------------------
 
 
 def test_repeated_query_parameters_reach_the_function_joined_with_commas(echo_host: str) -> None:
@@ -202,18 +210,18 @@ def test_the_function_sees_the_url_as_sent(echo_host: str) -> None:
     assert seen["url"] == f"{echo_host}/api/echo?b=2&a=%7e+x&c=%2F"
 
 
-def test_json_answers_carry_no_charset(host: str) -> None:
-    response = requests.post(f"{host}/api/send_sms", json={"to": "+15558675310", "body": "Hi"}, timeout=10)
+def test_json_answers_carry_no_charset(standin_host: str) -> None:
+    response = requests.post(f"{standin_host}/api/send_sms", json={"to": "+15558675310", "body": "Hi"}, timeout=10)
 
     assert response.headers["Content-Type"] == "application/json"
 
 
-# The Host check: a web page cannot drive the host through DNS rebinding.
+# --- the Host check: a web page cannot drive the host through DNS rebinding ------------------------------------------
 
 
-def test_host_answers_421_to_a_foreign_host_name(host: str, twilio: TwilioStandIn) -> None:
+def test_host_answers_421_to_a_foreign_host_name(standin_host: str, twilio: TwilioStandIn) -> None:
     response = requests.post(
-        f"{host}/api/make_call", json={"to": "+15558675310"}, headers={"Host": "rebound.example"}, timeout=10
+        f"{standin_host}/api/make_call", json={"to": "+15558675310"}, headers={"Host": "rebound.example"}, timeout=10
     )
 
     assert response.status_code == 421
@@ -244,7 +252,7 @@ def test_host_answers_the_name_it_is_given() -> None:
     assert response.status_code == 200
 
 
-# App Service's front-end, emulated: the URL the app sees in Azure.
+# --- App Service's front-end, emulated: the URL the app sees in Azure ------------------------------------------------
 
 
 def test_a_webhook_signed_for_the_site_passes_the_emulated_front_end(twilio: TwilioStandIn) -> None:
@@ -255,8 +263,8 @@ def test_a_webhook_signed_for_the_site_passes_the_emulated_front_end(twilio: Twi
     assert response.text.endswith("<Response><Say>Hi there</Say></Response>")
 
 
-def test_forwarded_headers_change_nothing_without_the_front_end(host: str) -> None:
-    response = _post_signed_for_the_site(host)
+def test_forwarded_headers_change_nothing_without_the_front_end(standin_host: str) -> None:
+    response = _post_signed_for_the_site(standin_host)
 
     assert response.status_code == 403
 
@@ -269,6 +277,9 @@ def test_the_emulated_front_end_gives_the_site_as_host() -> None:
 
     assert seen["url"] == f"https://{SITE}/api/echo?x=1"
     assert seen["headers"]["host"] == SITE
+
+
+# --- local.settings.json, and the invoker on the command line --------------------------------------------------------
 
 
 def test_local_settings_values_fill_the_environment_without_overriding_it(
@@ -287,8 +298,10 @@ def test_local_settings_values_fill_the_environment_without_overriding_it(
     assert os.environ["VOICE_MESSAGE"] == "From environment"
 
 
-def test_the_invoker_cli_adds_parameters_and_prints_the_twiml(host: str, capsys: pytest.CaptureFixture[str]) -> None:
-    exit_code = invoke_main(["voice_url", "--base-url", host, "--method", "GET", "--param", "message=Ahoy"])
+def test_the_invoker_cli_adds_parameters_and_prints_the_twiml(
+    standin_host: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exit_code = invoke_main(["voice_url", "--base-url", standin_host, "--method", "GET", "--param", "message=Ahoy"])
 
     assert exit_code == 0
     printed = capsys.readouterr().out.splitlines()
@@ -296,25 +309,26 @@ def test_the_invoker_cli_adds_parameters_and_prints_the_twiml(host: str, capsys:
     assert printed[1].endswith("<Response><Say>Ahoy</Say></Response>")
 
 
-def test_the_invoker_cli_sends_the_status_it_is_given(host: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_invoker_cli_sends_the_status_it_is_given(standin_host: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="shared.call_events")
 
-    assert invoke_main(["call_status", "--base-url", host, "--status", "failed"]) == 0
+    assert invoke_main(["call_status", "--base-url", standin_host, "--status", "failed"]) == 0
     assert [r.getMessage().split()[2] for r in caplog.records if r.name == "shared.call_events"] == [
         "CallStatus=failed"
     ]
 
 
 def test_the_invoker_cli_posts_a_text_itself_where_no_sandbox_runs(
-    host: str, capsys: pytest.CaptureFixture[str]
+    standin_host: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert invoke_main(["sms_url", "--base-url", host, "--body", "Hi there"]) == 0
+    assert invoke_main(["sms_url", "--base-url", standin_host, "--body", "Hi there"]) == 0
     assert "<Message>Hey, thanks for the ping! Twilio and Azure rock!</Message>" in capsys.readouterr().out
 
 
-# `python -m devtools.host`, as `make run` starts it.
+# --- `python -m devtools.host`, as `make run` starts it --------------------------------------------------------------
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     "given", [{}, {"TWILIO_ACCOUNT_SID": ACCOUNT_SID}, {"TWILIO_AUTH_TOKEN": AUTH_TOKEN}], ids=["none", "sid", "token"]
 )
@@ -327,6 +341,7 @@ def test_real_twilio_mode_needs_real_credentials(given: dict[str, str]) -> None:
     assert "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or KEY_VAULT_URL" in output
 
 
+@pytest.mark.processes
 def test_real_twilio_mode_starts_with_a_key_vault_url_alone() -> None:
     port = free_port()
     settings = {
@@ -342,9 +357,10 @@ def test_real_twilio_mode_starts_with_a_key_vault_url_alone() -> None:
         stop_host(process)
 
 
+@pytest.mark.processes
 def test_a_taken_app_port_starts_nothing() -> None:
     prism_port = free_port()
-    with _taken_port() as port:
+    with taken_port() as port:
         code, output = run_host("--port", str(port), "--prism-port", str(prism_port))
 
     assert code == 1
@@ -352,16 +368,18 @@ def test_a_taken_app_port_starts_nothing() -> None:
     assert not accepting("127.0.0.1", prism_port)
 
 
+@pytest.mark.processes
 def test_a_taken_sandbox_port_starts_nothing() -> None:
-    with _taken_port() as prism_port:
+    with taken_port() as prism_port:
         code, output = run_host("--port", str(free_port()), "--prism-port", str(prism_port))
 
     assert code == 1
     assert moved_to(output, f"Port {prism_port} (the Twilio sandbox) is", "PRISM_PORT", "--prism-port") > [prism_port]
 
 
+@pytest.mark.processes
 def test_every_taken_port_is_named_in_one_line_with_free_ones_to_pick() -> None:
-    with _taken_port() as port, _taken_port() as prism_port, _taken_port() as azurite_port:
+    with taken_port() as port, taken_port() as prism_port, taken_port() as azurite_port:
         ports = ("--port", str(port), "--prism-port", str(prism_port), "--azurite-port", str(azurite_port))
         code, output = run_host(*ports)
         named = f"Ports {port} (the app), {prism_port} (the Twilio sandbox), {azurite_port} (the storage emulator) are"
@@ -374,6 +392,7 @@ def test_every_taken_port_is_named_in_one_line_with_free_ones_to_pick() -> None:
     assert len({port, prism_port, azurite_port, *picked}) == 6
 
 
+@pytest.mark.processes
 def test_the_host_answers_the_public_base_url_name_behind_a_tunnel() -> None:
     port = free_port()
     process = start_host("--port", str(port), environ={**REAL_TWILIO, "PUBLIC_BASE_URL": "https://abc.tunnel.example"})
@@ -386,6 +405,7 @@ def test_the_host_answers_the_public_base_url_name_behind_a_tunnel() -> None:
     assert response.status_code == 404
 
 
+@pytest.mark.processes
 def test_an_unsigned_webhook_on_make_run_is_told_of_the_invoker() -> None:
     port = free_port()
     real_twilio = {"TWILIO_SANDBOX": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -403,6 +423,7 @@ def test_an_unsigned_webhook_on_make_run_is_told_of_the_invoker() -> None:
     )
 
 
+@pytest.mark.processes
 def test_the_host_answers_requests_addressed_to_its_host_option() -> None:
     address, port = "127.0.0.2", free_port()
     process = start_host("--host", address, "--port", str(port), environ={**REAL_TWILIO, **NO_EMULATOR})
@@ -415,6 +436,7 @@ def test_the_host_answers_requests_addressed_to_its_host_option() -> None:
     assert response.status_code == 404
 
 
+@pytest.mark.processes
 def test_the_local_host_serves_the_app_on_the_sandbox_end_to_end() -> None:
     port, prism_port = free_port(), free_port()
     process = start_host("--port", str(port), "--prism-port", str(prism_port))
@@ -448,6 +470,7 @@ def test_the_local_host_serves_the_app_on_the_sandbox_end_to_end() -> None:
     assert sorted(printed, key=output.index) == printed
 
 
+@pytest.mark.processes
 def test_make_run_prints_no_sandbox_credentials_when_some_are_configured() -> None:
     port = free_port()
     configured = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -462,6 +485,7 @@ def test_make_run_prints_no_sandbox_credentials_when_some_are_configured() -> No
     assert AUTH_TOKEN not in output
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     ("overrides", "ports"),
     [
@@ -480,6 +504,7 @@ def test_make_run_serves_on_the_documented_ports(overrides: list[str], ports: tu
     )
 
 
+@pytest.mark.processes
 def test_the_invoker_sends_to_the_address_make_run_noted(
     tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -498,6 +523,7 @@ def test_the_invoker_sends_to_the_address_make_run_noted(
     assert "<Say>Found where make run said</Say>" in capsys.readouterr().out
 
 
+@pytest.mark.processes
 def test_the_noted_address_goes_when_the_host_stops(tmp_path: Path) -> None:
     noted, port = tmp_path / "address", free_port()
     process = start_host("--port", str(port), "--note-address", str(noted), environ={**REAL_TWILIO, **NO_EMULATOR})
@@ -521,6 +547,7 @@ def test_the_invokers_help_says_where_it_sends_by_default(capsys: pytest.Capture
     )
 
 
+@pytest.mark.processes
 def test_the_log_holds_no_colour_codes_when_it_is_not_a_terminal() -> None:
     port = free_port()
     process = start_host("--port", str(port), environ={**REAL_TWILIO, **NO_EMULATOR})
@@ -534,6 +561,7 @@ def test_the_log_holds_no_colour_codes_when_it_is_not_a_terminal() -> None:
     assert "\x1b[" not in output
 
 
+@pytest.mark.processes
 def test_the_log_is_in_colour_on_a_terminal() -> None:
     port = free_port()
     terminal, host_side = pty.openpty()
@@ -560,6 +588,9 @@ def test_the_log_is_in_colour_on_a_terminal() -> None:
     assert b"\x1b[33mGET /api/none HTTP/1.1\x1b[0m" in b"".join(shown)
 
 
+# --- what `make` says before it sets up ------------------------------------------------------------------------------
+
+
 # Each set-up: its stamp, the file whose change makes it due, and the command that takes the time.
 SET_UPS = {
     ".venv": (".venv/.installed", "requirements.txt", "-m pip install"),
@@ -577,6 +608,7 @@ SET_UPS = {
 }
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     ("goal", "what"),
     [("run", ".venv"), ("run", "the Twilio sandbox"), ("run", "the storage emulator"), ("test", ".venv-infra")],
@@ -590,6 +622,7 @@ def test_make_says_what_it_sets_up_and_about_how_long_before_it_starts(goal: str
     assert any(install in line for line in planned[said + 1 : planned.index(f"touch {stamp}")])
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("goal", ["run", "test"])
 def test_make_says_nothing_of_set_up_once_it_is_done(goal: str) -> None:
     planned = make_plan(goal, *(f"--old-file={stamp}" for stamp, _, _ in SET_UPS.values()))
@@ -597,6 +630,10 @@ def test_make_says_nothing_of_set_up_once_it_is_done(goal: str) -> None:
     assert not [line for line in planned if "Setting up" in line]
 
 
+# --- Prism stops with the host ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.processes
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
 def test_prism_stops_with_the_host(stop_signal: signal.Signals) -> None:
     port, prism_port = free_port(), free_port()
@@ -611,37 +648,7 @@ def test_prism_stops_with_the_host(stop_signal: signal.Signals) -> None:
     assert not accepting("127.0.0.1", prism_port)
 
 
-def start_host(*args: str, environ: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
-    """`python -m devtools.host` with no app setting of this process's, only `environ`."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "devtools.host", *args],
-        cwd=ROOT,
-        env={**without_settings(os.environ), **(environ or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def stop_host(process: subprocess.Popen[str], stop_signal: signal.Signals = signal.SIGTERM) -> str:
-    """Stop the host as a terminal or a service manager would; what it printed."""
-    if process.poll() is None:
-        process.send_signal(stop_signal)
-    try:
-        output, _ = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-    return output
-
-
-def wait_until_up(port: int, process: subprocess.Popen[Any], timeout: float = 180, host: str = "127.0.0.1") -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if accepting(host, port):
-            return True
-        time.sleep(0.2)
-    return False
+# --- helpers ---------------------------------------------------------------------------------------------------------
 
 
 def make_plan(*args: str) -> list[str]:
@@ -656,45 +663,11 @@ def make_plan(*args: str) -> list[str]:
     ).stdout.splitlines()
 
 
-def run_host(*args: str, environ: Mapping[str, str] | None = None) -> tuple[int, str]:
-    """Run a host that is expected to stop by itself: its exit code and what it printed."""
-    process = start_host(*args, environ=environ)
-    try:
-        process.wait(timeout=60)
-    finally:
-        output = stop_host(process)
-    return process.returncode, output
-
-
-def moved_to(output: str, named: str, *variables_and_options: str) -> list[int]:
-    """The free ports suggested by the one line the host prints when the ports `named` are taken:
-    make run VARIABLE=port ... (or --option port ...)."""
-    variables, options = variables_and_options[::2], variables_and_options[1::2]
-    moves = " ".join(rf"{variable}=(\d+)" for variable in variables)
-    same = " ".join(rf"{option} \{number}" for number, option in enumerate(options, 1))
-    pick = "another" if len(variables) == 1 else "others"
-    said = rf"{re.escape(named)} already in use, so nothing was started; pick {pick}: make run {moves} \(or {same}\)\."
-    (line,) = output.splitlines()
-    match = re.fullmatch(said, line)
-    assert match is not None, line
-    return [int(number) for number in match.groups()]
-
-
 def _read_terminal(terminal: int, shown: list[bytes]) -> None:
     """What a terminal shows of the host's output, until the host has closed it."""
     with contextlib.suppress(OSError):  # EIO once the host has exited
         while chunk := os.read(terminal, 4096):
             shown.append(chunk)
-
-
-@contextmanager
-def _taken_port() -> Iterator[int]:
-    """A port another program listens on."""
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port: int = holder.getsockname()[1]
-        yield port
 
 
 def _post_signed_for_the_site(base: str) -> requests.Response:
@@ -720,6 +693,9 @@ def _get_json(url: str, headers: Iterable[tuple[str, str]] = ()) -> Any:
         return json.loads(connection.getresponse().read())
     finally:
         connection.close()
+
+
+# --- which storage keeps `make run` from starting Azurite ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

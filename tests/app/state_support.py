@@ -1,10 +1,9 @@
-"""What the idempotency and limits tests share: keyed requests, a Twilio that holds a request in
-flight, the app's tables read directly, a store address where nothing listens, one that counts, and
-scripted Table stand-ins put in the app's storage's place."""
+"""What the tests of the app's shared state (idempotency, limits, storage) share: keyed requests, a Twilio
+that holds a request in flight, the app's tables read directly, and scripted Table stand-ins put in the app's
+storage's place."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -17,9 +16,7 @@ import pytest
 from azure.data.tables import TableClient, TableServiceClient
 
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
-from devtools.ports import free_port
 from testing.standins import Received, StandIn, TwilioStandIn
-from tests.servers import serving
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, invoke
 
 CALL = {"to": "+15558675310", "message": "Your table is ready"}
@@ -54,24 +51,6 @@ class HeldTwilio(TwilioStandIn):
         return super().answer(request)
 
 
-@pytest.fixture
-def held_twilio(twilio: TwilioStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldTwilio]:
-    """A HeldTwilio in place of the `twilio` fixture's server, with the same settings."""
-    server = HeldTwilio().start()
-    monkeypatch.setenv("TWILIO_API_BASE_URL", server.url)
-    try:
-        yield server
-    finally:
-        server.gate.set()
-        server.stop()
-
-
-@pytest.fixture
-def unreachable_storage(monkeypatch: pytest.MonkeyPatch) -> None:
-    """AzureWebJobsStorage naming a Table endpoint where nothing listens: a store that is down."""
-    monkeypatch.setenv("AzureWebJobsStorage", Azurite(free_port()).connection_string)
-
-
 @contextmanager
 def as_storage(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     """`store` started, and named by AzureWebJobsStorage as the app's Table storage, until the block ends."""
@@ -90,32 +69,3 @@ def table_error(code: str) -> dict[str, Any]:
 
 def table(azurite: Azurite, name: str) -> TableClient:
     return TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(name)
-
-
-@pytest.fixture
-def table_round_trips(storage: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Azurite behind a pass-through: each request the app sends to its Table storage, as `METHOD path`."""
-    sent: list[str] = []
-
-    def forward(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else None
-        headers = {k[5:].replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_") and k != "HTTP_HOST"}
-        if environ.get("CONTENT_TYPE"):
-            headers["Content-Type"] = environ["CONTENT_TYPE"]
-        target = environ["RAW_URI"]
-        sent.append(f"{environ['REQUEST_METHOD']} {target.split('?')[0]}")
-        connection = http.client.HTTPConnection(storage.host, storage.port, timeout=10)
-        try:
-            connection.request(environ["REQUEST_METHOD"], target, body, headers)
-            answer = connection.getresponse()
-            data = answer.read()
-        finally:
-            connection.close()
-        kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in {"connection", "transfer-encoding"}]
-        start_response(f"{answer.status} {answer.reason}", kept)
-        return [data]
-
-    with serving(forward) as url:
-        monkeypatch.setenv("AzureWebJobsStorage", connection_string(f"{url}/{ACCOUNT_NAME}"))
-        yield sent

@@ -20,10 +20,10 @@ import yaml
 from pycep import BicepParser
 
 from shared.settings import ROUTE_PREFIX, Settings
-from tests.flex_consumption import FLEX_REFUSES, SAMPLE_PATHS
+from tests.deploy.flex_consumption import FLEX_REFUSES, SAMPLE_PATHS
 from tests.support import FUNCTIONS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 CHECKOV = ROOT / ".venv-infra" / "bin" / "checkov"
 BICEP_FILES = sorted(path.relative_to(INFRA).as_posix() for path in INFRA.rglob("*.bicep"))
@@ -211,16 +211,19 @@ def checkov() -> dict[str, Any]:
     return report
 
 
+@pytest.mark.processes
 def test_checkov_finds_no_failed_check(checkov: dict[str, Any]) -> None:
     failed = [f"{c['check_id']} {c['file_path']} {c['resource']}" for c in checkov["results"]["failed_checks"]]
 
     assert failed == []
 
 
+@pytest.mark.processes
 def test_checkov_parses_every_bicep_file(checkov: dict[str, Any]) -> None:
     assert checkov["results"]["parsing_errors"] == []
 
 
+@pytest.mark.processes
 def test_checkov_scans_every_resource_it_has_checks_for(checkov: dict[str, Any]) -> None:
     """A resource checkov failed to read would otherwise pass by having no finding at all."""
     expected = {
@@ -244,6 +247,7 @@ def test_checkov_scans_every_resource_it_has_checks_for(checkov: dict[str, Any])
     assert expected <= scanned
 
 
+@pytest.mark.processes
 def test_checkov_skips_only_the_listed_checks_each_with_its_reason(checkov: dict[str, Any]) -> None:
     skipped = checkov["results"]["skipped_checks"]
 
@@ -847,6 +851,7 @@ def preprovision(**values: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     "values",
     [{}, {"ALWAYS_READY_INSTANCE_COUNT": "100"}, {"MAXIMUM_INSTANCE_COUNT": "40", "ALWAYS_READY_INSTANCE_COUNT": "40"}],
@@ -858,6 +863,7 @@ def test_preprovision_accepts_always_ready_instances_up_to_the_maximum(values: d
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     ("values", "maximum"),
     [
@@ -880,6 +886,7 @@ def test_preprovision_refuses_more_always_ready_instances_than_the_maximum(
     )
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("name", ["MAXIMUM_INSTANCE_COUNT", "ALWAYS_READY_INSTANCE_COUNT"])
 def test_preprovision_refuses_a_count_that_is_not_a_whole_number(name: str) -> None:
     done = preprovision(**{name: "2.5"})

@@ -1,9 +1,13 @@
-"""The credential cache: one read per secret per TTL, single flight, stale values through an outage."""
+"""The credential cache: one read per secret per TTL, single flight, stale values through an outage; and its
+background work: refreshes and the prefetch run in daemon threads, retry after a failure at a measured pace, and
+say in the log what went wrong."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -34,6 +38,9 @@ class Source:
     def __call__(self) -> TwilioCredentials:
         self.reads += 1
         return TwilioCredentials("AC1", self.token)
+
+
+# --- one read per secret, shared by concurrent requests --------------------------------------------------------------
 
 
 def test_many_requests_read_each_secret_once(vault: KeyVaultStandIn) -> None:
@@ -71,6 +78,9 @@ def test_a_failed_cold_read_answers_the_requests_queued_behind_it(vault: KeyVaul
     assert sorted(path for path, _ in reads) == ["/secrets/twilio-account-sid/", "/secrets/twilio-auth-token/"]
 
 
+# --- expiry: stale values served while a refresh runs, never undone by a slower one ----------------------------------
+
+
 def test_expired_credentials_are_served_while_they_refresh(vault: KeyVaultStandIn) -> None:
     clock = Clock()
     store = CredentialStore(lambda: load_credentials(get_settings()), ttl=60, clock=clock)
@@ -105,10 +115,6 @@ def test_an_outage_after_one_read_never_breaks_requests(vault: KeyVaultStandIn) 
     assert eventually(lambda: store.get().auth_token == "after-the-outage")
 
 
-def test_credentials_repr_never_shows_the_token() -> None:
-    assert AUTH_TOKEN not in repr(credentials.TwilioCredentials("AC1", AUTH_TOKEN))
-
-
 def test_a_slow_background_refresh_cannot_undo_a_newer_forced_one() -> None:
     clock = Clock()
     reading_old, release = threading.Event(), threading.Event()
@@ -133,6 +139,9 @@ def test_a_slow_background_refresh_cannot_undo_a_newer_forced_one() -> None:
 
     assert eventually(lambda: not store._refreshing.locked())
     assert store.get().auth_token == "rotated"
+
+
+# --- forced re-reads, at most one a minute ---------------------------------------------------------------------------
 
 
 def forced_re_read() -> tuple[Clock, Source, CredentialStore, TwilioCredentials]:
@@ -163,6 +172,9 @@ def test_a_forced_re_read_is_allowed_again_a_minute_after_the_last() -> None:
     assert source.reads == 3
 
 
+# --- how long secrets are kept ---------------------------------------------------------------------------------------
+
+
 def test_secrets_are_kept_900_seconds_by_default() -> None:
     clock, source = Clock(), Source()
     read_at = clock.now
@@ -186,6 +198,9 @@ def test_secret_cache_ttl_sets_how_long_the_app_keeps_secrets(vault: KeyVaultSta
 
     assert eventually(lambda: credentials.current().auth_token == "rotated", timeout=5)
     assert time.monotonic() - started >= 0.3  # kept until the TTL ran out, not refreshed on every read
+
+
+# --- where credentials come from, and none configured ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -216,6 +231,32 @@ def test_missing_credentials_are_a_503_naming_every_missing_setting(
 
 def test_credentials_come_from_the_app_settings_without_key_vault(credentials_in_env: None) -> None:
     assert load_credentials(get_settings()) == TwilioCredentials(ACCOUNT_SID, AUTH_TOKEN)
+
+
+def test_credentials_a_caller_read_itself_are_served_at_once_after_a_failed_read() -> None:
+    """As the number-wiring command does once it has waited for Key Vault access itself."""
+    reads = 0
+
+    def load() -> TwilioCredentials:
+        nonlocal reads
+        reads += 1
+        raise ApiError(503, "credentials_unavailable", "Key Vault refused the read.")
+
+    store = CredentialStore(load, ttl=900, clock=Clock())
+    with pytest.raises(ApiError):
+        store.get()
+
+    store.keep(TwilioCredentials("AC1", "read-by-the-caller"))
+
+    assert store.get() == TwilioCredentials("AC1", "read-by-the-caller")
+    assert reads == 1
+
+
+def test_credentials_repr_never_shows_the_token() -> None:
+    assert AUTH_TOKEN not in repr(credentials.TwilioCredentials("AC1", AUTH_TOKEN))
+
+
+# --- a failed first read ---------------------------------------------------------------------------------------------
 
 
 def test_a_failed_cold_read_is_tried_again_5_seconds_later() -> None:
@@ -261,3 +302,156 @@ def test_a_remembered_cold_failure_is_raised_again_whole() -> None:
         {"n": 1},
     )
     assert reads == 1
+
+
+# --- background threads, and what they log ---------------------------------------------------------------------------
+
+
+UNAVAILABLE = ApiError(503, "credentials_unavailable", "Key Vault could not be reached.")
+
+
+class ReadOnce:
+    """Credentials that can be read once, then fail with `error` on every read after."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.reads = 0
+
+    def __call__(self) -> TwilioCredentials:
+        self.reads += 1
+        if self.reads > 1:
+            raise self.error
+        return TwilioCredentials("AC1", "token")
+
+
+def threads_named(name: str) -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == name]
+
+
+def is_daemon(name: str) -> bool:
+    """Whether the threads called `name` are running, and none of them would hold up the worker's exit."""
+    threads = threads_named(name)
+    return bool(threads) and all(thread.daemon for thread in threads)
+
+
+def finish(name: str) -> None:
+    """Wait for the app's background threads called `name` to end."""
+    for thread in threads_named(name):
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+def expired_store(source: Callable[[], TwilioCredentials], clock: Clock) -> CredentialStore:
+    """A store that read its credentials once, 900 s ago: the next get() refreshes them."""
+    store = CredentialStore(source, ttl=900, clock=clock)
+    store.get()
+    clock.now += 900
+    return store
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == credentials.__name__]
+
+
+def test_a_failed_background_refresh_waits_30_seconds_before_the_next() -> None:
+    clock, source = Clock(), ReadOnce(UNAVAILABLE)
+    store = expired_store(source, clock)
+    store.get()
+    finish("credentials-refresh")
+    failed_at = clock.now
+    assert source.reads == 2
+
+    clock.now = failed_at + RETRY_AFTER_FAILURE - 0.01
+    store.get()
+    finish("credentials-refresh")
+    assert source.reads == 2
+
+    clock.now = failed_at + RETRY_AFTER_FAILURE
+    store.get()
+    finish("credentials-refresh")
+    assert source.reads == 3
+
+
+def test_a_failed_background_refresh_logs_the_error_code(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    store = expired_store(ReadOnce(UNAVAILABLE), clock)
+
+    assert store.get() == TwilioCredentials("AC1", "token")
+    finish("credentials-refresh")
+
+    assert warnings_of(caplog) == [
+        "Could not refresh Twilio credentials (credentials_unavailable); serving the cached ones"
+    ]
+
+
+def test_an_unexpected_background_refresh_failure_logs_its_type(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    store = expired_store(ReadOnce(ConnectionResetError("reset by peer")), clock)
+
+    assert store.get() == TwilioCredentials("AC1", "token")
+    finish("credentials-refresh")
+
+    assert warnings_of(caplog) == [
+        "Could not refresh Twilio credentials (ConnectionResetError); serving the cached ones"
+    ]
+
+
+def test_a_background_refresh_runs_in_a_daemon_thread() -> None:
+    reading, release = threading.Event(), threading.Event()
+    reads = 0
+
+    def load() -> TwilioCredentials:
+        nonlocal reads
+        reads += 1
+        if reads > 1:
+            reading.set()
+            release.wait(10)
+        return TwilioCredentials("AC1", "token")
+
+    store = expired_store(load, Clock())
+    store.get()
+    assert reading.wait(10)
+    try:
+        assert is_daemon("credentials-refresh")
+    finally:
+        release.set()
+        finish("credentials-refresh")
+
+
+def test_a_failed_forced_re_read_logs_the_error_code(caplog: pytest.LogCaptureFixture) -> None:
+    store = CredentialStore(ReadOnce(UNAVAILABLE), ttl=900, clock=Clock())
+    stale = store.get()
+
+    assert store.refresh(stale) is None
+    assert warnings_of(caplog) == ["Could not re-read Twilio credentials: credentials_unavailable"]
+
+
+def test_credentials_changed_at_their_source_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    tokens = iter(["old", "rotated"])
+    store = CredentialStore(lambda: TwilioCredentials("AC1", next(tokens)), ttl=900, clock=Clock())
+    stale = store.get()
+    caplog.set_level(logging.INFO, logger=credentials.__name__)
+
+    assert store.refresh(stale) == TwilioCredentials("AC1", "rotated")
+    assert [r.getMessage() for r in caplog.records if r.name == credentials.__name__] == [
+        "Twilio credentials changed at their source; using the new ones"
+    ]
+
+
+def test_a_failed_prefetch_is_logged_and_left_to_the_first_request(caplog: pytest.LogCaptureFixture) -> None:
+    credentials.prefetch()  # no credentials configured at all
+    finish("credentials-prefetch")
+
+    assert warnings_of(caplog) == [
+        "Prefetching Twilio credentials failed (credentials_unavailable); the first request will retry"
+    ]
+
+
+def test_the_prefetch_runs_in_a_daemon_thread(vault: KeyVaultStandIn) -> None:
+    vault.fail_next(Fault(delay=1.0))  # holds the first read while the thread is looked at
+
+    credentials.prefetch()
+    try:
+        assert is_daemon("credentials-prefetch")
+    finally:
+        finish("credentials-prefetch")

@@ -11,7 +11,7 @@ from devtools.azurite import Azurite
 from shared.outbound import Call
 from shared.settings import Settings
 from testing.standins import TwilioStandIn
-from tests.state_support import CALL, keyed
+from tests.app.state_support import CALL, keyed
 from tests.support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -25,6 +25,9 @@ from tests.support import (
 )
 
 CALLS_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
+
+
+# --- the call Twilio receives ----------------------------------------------------------------------------------------
 
 
 def test_make_call_places_the_call_with_twilio(twilio: TwilioStandIn) -> None:
@@ -73,6 +76,9 @@ def test_make_call_uses_public_base_url_for_the_links_it_gives_twilio(
 
     assert twilio.received[0].field("Url").startswith("https://voice.example.com/api/voice_url?")
     assert twilio.received[0].field("StatusCallback") == "https://voice.example.com/api/call_status"
+
+
+# --- where parameters come from: the query string, a form, JSON, the settings ----------------------------------------
 
 
 def test_make_call_reads_the_query_string(twilio: TwilioStandIn) -> None:
@@ -129,6 +135,9 @@ def test_a_call_takes_its_default_message_from_the_settings_it_is_given() -> Non
     call = Call.from_params({"to": "+15558675310", "from": "+15017122661"}, Settings(voice_message="Welcome aboard"))
 
     assert call.message == "Welcome aboard"
+
+
+# --- the caller's mistakes -------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -204,6 +213,9 @@ def test_make_call_refuses_a_body_over_64_kib(twilio: TwilioStandIn) -> None:
     assert twilio.received == []
 
 
+# --- settings missing or broken --------------------------------------------------------------------------------------
+
+
 def test_make_call_without_credentials_answers_503_naming_the_settings(env: pytest.MonkeyPatch) -> None:
     response = post_json("make_call", {"to": "+15558675310", "from": "+15017122661"})
 
@@ -235,6 +247,9 @@ def test_make_call_with_a_bad_from_number_setting_answers_503_naming_it(
         "target": "TWILIO_FROM_NUMBER",
     }
     assert twilio.received == []
+
+
+# --- the URLs Twilio calls back on -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -289,6 +304,9 @@ def test_make_call_with_a_malformed_public_base_url_answers_503_naming_it(
     assert twilio.received == []
 
 
+# --- hostile bodies --------------------------------------------------------------------------------------------------
+
+
 def test_make_call_refuses_a_lone_surrogate_naming_the_parameter(twilio: TwilioStandIn) -> None:
     body = b'{"to": "+14155550100", "message": "a\\ud800b"}'
     response = invoke("make_call", body=body, headers={"Content-Type": "application/json"})
@@ -320,6 +338,9 @@ def test_make_call_refuses_a_declared_content_length_over_64_kib(twilio: TwilioS
     assert twilio.received == []
 
 
+# --- the destinations allowed ----------------------------------------------------------------------------------------
+
+
 def test_make_call_refuses_a_premium_rate_number_without_any_list(twilio: TwilioStandIn) -> None:
     response = post_json("make_call", {"to": "+19002345678"})
 
@@ -348,6 +369,9 @@ def test_make_call_with_an_unusable_allowed_destinations_answers_503_naming_it(
     assert response.status_code == 503
     assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "ALLOWED_DESTINATIONS")
     assert twilio.received == []
+
+
+# --- what is logged --------------------------------------------------------------------------------------------------
 
 
 def test_make_call_logs_the_placed_call_with_its_sid_and_status(
