@@ -315,6 +315,7 @@ def test_setting_names_hold_every_name_settings_reads() -> None:
     assert environ.looked_up - set(SETTING_NAMES) == set()
 
 
+@pytest.mark.source
 def test_setting_names_hold_every_name_the_common_package_reads_from_os_environ() -> None:
     read = set().union(*(_read_from_os_environ(ast.parse(path.read_text())) for path in SHARED.glob("*.py")))
 
