@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.settings import LOCAL_HOST, SETTING_NAMES
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
@@ -79,3 +81,10 @@ def test_every_relative_link_reaches_a_file_and_heading_that_exist(page: Path) -
 def test_a_heading_gets_the_anchor_github_gives_it(heading: str, anchor: str) -> None:
     """The link check trusts this reading of GitHub's rule."""
     assert slug(heading) == anchor
+
+
+def test_every_app_setting_is_documented_in_the_configuration_page() -> None:
+    """shared.settings.SETTING_NAMES is what the app reads; LOCAL_HOST is set by the local host alone."""
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+
+    assert [name for name in SETTING_NAMES if name != LOCAL_HOST and f"`{name}`" not in page] == []
