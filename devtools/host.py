@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         print(clash, file=sys.stderr)
         return 1
 
+    # SIGINT too: a shell that starts the host in the background hands it SIGINT ignored.
+    signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     if hasattr(signal, "SIGHUP"):  # not on Windows
         signal.signal(signal.SIGHUP, _stop)
