@@ -10,24 +10,30 @@ only the calls make_call places, and those name it themselves.
 Right after `azd provision` the deployer's new role on the vault can take minutes to apply, so a Key Vault
 403 is retried with backoff for up to --wait-for-access seconds (5 minutes by default).
 
-Exit status: 0 wired (or already), 1 the number, Twilio or the vault failed, 2 bad arguments, 3 the secrets
-do not exist yet (the first `azd up` comes before `az keyvault secret set`).
+It refuses what it cannot mean: a --base-url that is not the app's https address (exit 2, naming the URL it
+would have wired), and credentials bound for plain http off loopback (exit 1). Every URL it prints, such as
+a number's old webhook, has its user info and query values masked.
+
+Exit status: 0 wired (or already), 1 the number, Twilio or the vault failed or a setting was refused, 2 bad
+arguments, 3 the secrets do not exist yet (the first `azd up` comes before `az keyvault secret set`).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import re
 import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
-from shared import phone_numbers
+from shared import hosts, phone_numbers
 from shared.credentials import credential_store, load_credentials
 from shared.errors import ApiError
-from shared.settings import ROUTE_PREFIX, get_settings
+from shared.settings import ROUTE_PREFIX, ConfigurationError, get_settings
 
 if TYPE_CHECKING:
     from twilio.rest import Client
@@ -36,7 +42,19 @@ NAME = "wire_twilio"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NO_CREDENTIALS = 3
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
+# The settings whose URLs get credentials from the tool, and what each gets.
+CREDENTIALS_SENT = {
+    "TWILIO_API_BASE_URL": "the Twilio account SID and auth token",
+    "KEY_VAULT_URL": "your Azure access token",
+}
+# RFC 3986's own split (appendix B), which no input makes fail: scheme, authority, path, query, fragment.
+_URL = re.compile(r"(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?", re.DOTALL)
+# The app checks each webhook's signature against the URL it rebuilds from its settings, so the base path
+# keeps to characters no client encodes or normalizes differently.
+_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+# A last label that URL parsers (WHATWG) read as a number makes the whole host an IPv4 address: 0x7f.1 is 127.0.0.1.
+_NUMBER = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
+_PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))
 # Twilio ignores the number's own webhook while one of these routes its calls or texts elsewhere.
 OVERRIDES = {"voice_application_sid": "voice_url", "trunk_sid": "voice_url", "sms_application_sid": "sms_url"}
 KEY_VAULT_HINT = "Run from your machine, the vault is read with your Azure sign-in (az login or azd auth login)."
@@ -60,8 +78,8 @@ class Change:
 
     def __str__(self) -> str:
         if not self.changed:
-            return f"{self.field:<13} unchanged ({self.new})"
-        return f"{self.field:<13} {_shown(self.old)} → {self.new}"
+            return f"{self.field:<13} unchanged ({_shown(self.new)})"
+        return f"{self.field:<13} {_shown(self.old)} → {_shown(self.new)}"
 
 
 def webhooks(base_url: str) -> dict[str, str]:
@@ -111,8 +129,8 @@ def _still_forbidden(error: ApiError, wait: float) -> ApiError:
     return ApiError(
         error.status,
         "key_vault_forbidden",
-        f"Key Vault {vault_url} still refuses to let you read {error.target} after {wait:g} s. Your sign-in needs"
-        f" the Key Vault Secrets Officer role on the vault {vault} (azd up grants it to"
+        f"Key Vault {_shown(vault_url)} still refuses to let you read {error.target} after {wait:g} s."
+        f" Your sign-in needs the Key Vault Secrets Officer role on the vault {vault} (azd up grants it to"
         " AZURE_PRINCIPAL_ID), or Key Vault Secrets User to read only; check with"
         " az role assignment list --assignee <your object ID> --all.",
         target=error.target,
@@ -125,7 +143,7 @@ def wire(number: str, base_url: str, *, dry_run: bool) -> int:
 
     api_base_url = get_settings().twilio_api_base_url
     if api_base_url:
-        print(f"Twilio API: {api_base_url} (TWILIO_API_BASE_URL)")
+        print(f"Twilio API: {_shown(api_base_url)} (TWILIO_API_BASE_URL)")
     found = call_twilio(lambda client: _find(client, number), outcome=f"whether {number} is on the account")
     if found is None:
         _to_stderr(
@@ -178,14 +196,46 @@ def _warn_of_overrides(number: Any) -> None:
 
 
 def _shown(url: str | None) -> str:
-    """A webhook URL as printed: a password in it stays out of the output."""
+    """A URL as printed: user info and query values masked, as an old webhook may carry a token in either,
+    and anything but printable ASCII percent-encoded, so that no stored value can act on the terminal."""
     if not url:
         return "(none)"
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    scheme, netloc, path, query, fragment = _split(url)
+    shown = f"{scheme}:" if scheme is not None else ""
+    if netloc is not None:
+        shown += f"//***@{netloc.rpartition('@')[2]}" if "@" in netloc else f"//{netloc}"
+    shown += path
+    if query is not None:
+        shown += f"?{_masked(query)}"
+    if fragment is not None:
+        shown += f"#{_masked(fragment)}"
+    return quote(shown, safe=_PRINTABLE)
+
+
+def _split(url: str) -> tuple[str | None, str | None, str, str | None, str | None]:
+    parts = _URL.fullmatch(url)
+    assert parts is not None  # every part of the pattern may be empty
+    scheme, netloc, path, query, fragment = parts.groups()
+    return scheme, netloc, path, query, fragment
+
+
+def _masked(pairs: str) -> str:
+    """Names kept, values masked: enough to recognise the URL, never its token."""
+    if not pairs:
+        return pairs
+    return "&".join(
+        f"{name}=***" if sep else "***" for name, sep, _ in (pair.partition("=") for pair in pairs.split("&"))
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    """localhost or a loopback address, as written: no DNS answer can make a name loopback."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.removeprefix("[").removesuffix("]")).is_loopback
+    except ValueError:
+        return False
 
 
 def phone_number(text: str) -> str:
@@ -196,22 +246,82 @@ def phone_number(text: str) -> str:
 
 
 def base_url(text: str) -> str:
-    """The app's address: https (http only for a local host), no query, fragment or credentials."""
-    url = text.strip()
-    parts = urlsplit(url)
+    """The app's address, which the webhooks are built on; refused with the voice_url it would have made."""
+    url = text.strip().rstrip("/")
+    refusal = _refusal(url)
+    if refusal:
+        raise argparse.ArgumentTypeError(f"{refusal}; it would have wired {_shown(webhooks(url)['voice_url'])}")
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.lower()}://{rest}"
+
+
+def _refusal(url: str) -> str | None:
+    """Why `url` is not an address of the app: https, a valid host, and a plain path that is not a route."""
+    scheme, netloc, path, query, fragment = _split(url)
+    if scheme is None or scheme.lower() not in {"https", "http"} or netloc is None:
+        return "must be an absolute https URL such as https://myapp.azurewebsites.net"
+    refusal = _host_refusal(scheme.lower(), netloc) or _path_refusal(path)
+    if refusal is None and (query is not None or fragment is not None):
+        refusal = "must not carry a query or fragment"
+    return refusal
+
+
+def _host_refusal(scheme: str, netloc: str) -> str | None:
+    if "@" in netloc:
+        return "must not carry credentials"
+    if not netloc.isascii():
+        return _foreign_host(netloc)
+    if not _is_host(netloc):
+        return "must have a valid host name, IPv4 or [IPv6] address, and port from 1 to 65535 if any"
+    if scheme == "http" and not _is_loopback(urlsplit(f"//{netloc}").hostname or ""):
+        return "must be https (http only for a loopback address, such as localhost or 127.0.0.1)"
+    return None
+
+
+def _path_refusal(path: str) -> str | None:
+    segments = path.rstrip("/").split("/")[1:]
+    if ROUTE_PREFIX in (segment.lower() for segment in segments):
+        return (
+            f"must be the app's address, not one of its routes: the webhooks add /{ROUTE_PREFIX}/voice_url"
+            f" and /{ROUTE_PREFIX}/sms_url to it"
+        )
+    if not all(_SEGMENT.fullmatch(segment) and segment not in {".", ".."} for segment in segments):
+        return "must have a path of plain segments (letters, digits and -._~, no . or .. segment), if any"
+    return None
+
+
+def _is_host(netloc: str) -> bool:
+    """hosts.is_host, where a numeric last label means an IPv4 address and an xn-- label valid IDNA."""
+    if not hosts.is_host(netloc):
+        return False
+    host = urlsplit(f"//{netloc}").hostname or ""
+    if ":" in host:  # IPv6, which hosts.is_host has parsed
+        return True
+    if _NUMBER.fullmatch(host.rpartition(".")[2]):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return False
+    return all(_is_idna(label) for label in host.split(".") if label.startswith("xn--"))
+
+
+def _is_idna(label: str) -> bool:
     try:
-        _ = parts.port  # a port that is not a number in range raises
-    except ValueError:
-        raise argparse.ArgumentTypeError("has a malformed port") from None
-    if parts.scheme not in {"https", "http"} or not parts.hostname or any(c.isspace() for c in url):
-        raise argparse.ArgumentTypeError("must be an absolute https URL such as https://myapp.azurewebsites.net")
-    if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
-        raise argparse.ArgumentTypeError("must be https (http only for localhost or 127.0.0.1)")
-    if "?" in url or "#" in url:
-        raise argparse.ArgumentTypeError("must not carry a query or fragment")
-    if parts.username is not None:
-        raise argparse.ArgumentTypeError("must not carry credentials")
-    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        label.encode("ascii").decode("idna")
+    except UnicodeError:
+        return False
+    return True
+
+
+def _foreign_host(netloc: str) -> str:
+    """A host beyond ASCII can pass for another (a Cyrillic letter for a Latin one): refused, naming the real one."""
+    try:
+        ascii_netloc = netloc.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_netloc = ""
+    if not _is_host(ascii_netloc):
+        return "must have a valid host name: this one is not valid IDNA"
+    return f"must give a host beyond ASCII in its IDNA form, {ascii_netloc}, which shows the host it really is"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -251,6 +361,20 @@ def seconds(text: str) -> float:
     return value
 
 
+def _refuse_plain_http() -> None:
+    """Before anything is sent: credentials cross the network only over https, or stay on this machine."""
+    settings = get_settings()
+    urls = {"TWILIO_API_BASE_URL": settings.twilio_api_base_url, "KEY_VAULT_URL": settings.key_vault_url}
+    for name, url in urls.items():
+        parts = urlsplit(url or "")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+            raise ConfigurationError(
+                name,
+                f"is {_shown(url)}: it must be https, as {CREDENTIALS_SENT[name]} would cross the network"
+                " in the clear (http only for a loopback address, such as localhost or 127.0.0.1)",
+            )
+
+
 def _explain(error: ApiError) -> str:
     """The app's message, with where to look when the command runs on a developer's machine."""
     if error.code == "credentials_unavailable" and get_settings().key_vault_url:
@@ -282,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     """The command; failures are one line on stderr, never a traceback or a secret."""
     args = _parser().parse_args(argv)
     try:
+        _refuse_plain_http()
         read_credentials(args.wait_for_access)
         return wire(args.number, args.base_url, dry_run=args.dry_run)
     except ApiError as error:
@@ -290,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_NO_CREDENTIALS
     except Exception as error:  # such as an answer that is not Twilio's JSON, from a wrong TWILIO_API_BASE_URL
         api = get_settings().twilio_api_base_url or "https://api.twilio.com"
-        _to_stderr(f"unexpected {type(error).__name__} while talking to the Twilio API at {api}.")
+        _to_stderr(f"unexpected {type(error).__name__} while talking to the Twilio API at {_shown(api)}.")
     return EXIT_FAILED
 
 

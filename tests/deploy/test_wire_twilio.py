@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from tools.wire_twilio import main
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOK = ROOT / "infra/hooks/postdeploy.sh"
+DEPLOYING = ROOT / "docs/deploying.md"
 APP = "https://myapp.azurewebsites.net"
 NUMBER = "+15017122661"
 CREDENTIALS = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -225,6 +227,10 @@ def test_wire_twilio_refuses_a_number_twilio_only_partly_matches(
         ("https://example.com/prefix/", "https://example.com/prefix"),
         ("http://127.0.0.1:7071", "http://127.0.0.1:7071"),
         ("http://localhost:7071/", "http://localhost:7071"),
+        ("http://[::1]:7071", "http://[::1]:7071"),
+        ("http://127.0.0.2:7071", "http://127.0.0.2:7071"),
+        ("https://xn--pple-43d.com", "https://xn--pple-43d.com"),
+        ("https://1.2.3.4:8443/x.y~z", "https://1.2.3.4:8443/x.y~z"),
     ],
 )
 def test_wire_twilio_builds_the_webhooks_on_the_base_url(
@@ -249,40 +255,190 @@ def test_wire_twilio_rejects_a_number_that_is_not_e164(
     assert twilio.received == []
 
 
-@pytest.mark.parametrize(
-    ("given", "reason"),
-    [
-        ("myapp.azurewebsites.net", "must be an absolute https URL"),
-        ("ftp://myapp.azurewebsites.net", "must be an absolute https URL"),
-        ("https://", "must be an absolute https URL"),
-        ("https://my app.azurewebsites.net", "must be an absolute https URL"),
-        ("http://myapp.azurewebsites.net", "must be https (http only for localhost or 127.0.0.1)"),
-        (f"{APP}/?code=abc", "must not carry a query or fragment"),
-        (f"{APP}#top", "must not carry a query or fragment"),
-        ("https://user:hunter2@myapp.azurewebsites.net", "must not carry credentials"),
-        ("https://myapp.azurewebsites.net:https", "has a malformed port"),
-    ],
-)
-def test_wire_twilio_rejects_a_base_url_that_is_not_an_absolute_https_url(
-    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str, reason: str
-) -> None:
+def refusal(twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str) -> str:
+    """Why --base-url `given` was refused: it exits 2, as any bad argument, on one line, before asking Twilio."""
     outcome = wire(capsys, "--number", NUMBER, "--base-url", given)
 
     assert outcome.code == 2
-    assert outcome.err.startswith(f"wire_twilio: argument --base-url: {reason}")
-    assert outcome.err.count("\n") == 1
-    assert "hunter2" not in outcome.err
     assert twilio.received == []
+    line = re.fullmatch(r"wire_twilio: argument --base-url: (.*) \(see --help\)\n", outcome.err)
+    assert line is not None, outcome.err
+    return line.group(1)
 
 
-def test_wire_twilio_hides_a_password_in_an_old_webhook_url(
+@pytest.mark.parametrize(
+    ("given", "wired"),
+    [
+        (f"{APP}/api/voice_url", f"{APP}/api/voice_url/api/voice_url"),
+        (f"{APP}/api/", f"{APP}/api/api/voice_url"),
+        (f"{APP}/API/sms_url", f"{APP}/API/sms_url/api/voice_url"),
+        ("https://example.com/prefix/api/voice_url", "https://example.com/prefix/api/voice_url/api/voice_url"),
+    ],
+)
+def test_wire_twilio_refuses_a_base_url_that_is_a_route_of_the_app(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str, wired: str
+) -> None:
+    assert refusal(twilio, capsys, given) == (
+        "must be the app's address, not one of its routes: the webhooks add /api/voice_url and /api/sms_url to it;"
+        f" it would have wired {wired}"
+    )
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "https://-_-",
+        "https://host\\evil.com",
+        "https://my app.azurewebsites.net",
+        "https://myapp.azurewebsites.net.",
+        "https://myapp.azurewebsites.net:0",
+        "https://myapp.azurewebsites.net:65536",
+        "https://myapp.azurewebsites.net:https",
+        "https://[::1%25eth0]",
+    ],
+)
+def test_wire_twilio_refuses_a_base_url_without_a_valid_host_and_port(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    assert refusal(twilio, capsys, given) == (
+        "must have a valid host name, IPv4 or [IPv6] address, and port from 1 to 65535 if any;"
+        f" it would have wired {given.replace(' ', '%20')}/api/voice_url"
+    )
+
+
+@pytest.mark.parametrize("given", ["https://0x7f.1", "https://2130706433", "https://999.1.1.1", "https://10.0.0.01"])
+def test_wire_twilio_refuses_a_host_ending_in_a_number_that_is_not_an_ipv4_address(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    """A browser reads 0x7f.1 and 2130706433 as 127.0.0.1; what Twilio would make of them is anyone's guess."""
+    assert refusal(twilio, capsys, given).startswith("must have a valid host name, IPv4 or [IPv6] address")
+
+
+@pytest.mark.parametrize(
+    ("given", "idna"),
+    [
+        ("https://\N{CYRILLIC SMALL LETTER A}pple.com", "xn--pple-43d.com"),
+        ("https://\N{FULLWIDTH LATIN SMALL LETTER M}yapp.azurewebsites.net", "myapp.azurewebsites.net"),
+    ],
+)
+def test_wire_twilio_refuses_a_host_beyond_ascii_and_names_its_idna_form(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str, idna: str
+) -> None:
+    """Each looks like a host it is not; its IDNA form shows which host it is, and is taken when given."""
+    refused = refusal(twilio, capsys, given)
+
+    assert refused.startswith(f"must give a host beyond ASCII in its IDNA form, {idna}, which shows the host it")
+    assert refused.isascii()
+
+
+@pytest.mark.parametrize(
+    "given", ["https://xn--a.com", "https://xn--abc-.com", "https://bad_host.\N{LATIN SMALL LETTER A WITH DIAERESIS}"]
+)
+def test_wire_twilio_refuses_a_host_that_is_not_valid_idna(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    assert refusal(twilio, capsys, given).startswith("must have a valid host name")
+
+
+@pytest.mark.parametrize(
+    "given", ["http://myapp.azurewebsites.net", "http://0.0.0.0:7071", "http://localhost.example.com", "http://[::2]"]
+)
+def test_wire_twilio_refuses_a_plain_http_base_url_off_loopback(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    assert refusal(twilio, capsys, given) == (
+        "must be https (http only for a loopback address, such as localhost or 127.0.0.1);"
+        f" it would have wired {given}/api/voice_url"
+    )
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        f"{APP}/a//b",
+        f"{APP}/../b",
+        f"{APP}/./b",
+        f"{APP}/%61pi",
+        f"{APP}/a;b",
+        f"{APP}/caf\N{LATIN SMALL LETTER E WITH ACUTE}",
+    ],
+)
+def test_wire_twilio_refuses_a_base_url_whose_path_is_not_plain_segments(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    """The app checks signatures against the URL it builds; a path a client may rewrite would fail every one."""
+    assert refusal(twilio, capsys, given).startswith("must have a path of plain segments")
+
+
+@pytest.mark.parametrize(
+    "given", ["myapp.azurewebsites.net", "ftp://myapp.azurewebsites.net", "https:myapp", "https://", ""]
+)
+def test_wire_twilio_refuses_a_base_url_that_is_not_absolute_http(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    assert refusal(twilio, capsys, given).startswith(
+        "must be an absolute https URL such as https://myapp.azurewebsites.net; it would have wired"
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "wired"),
+    [
+        (f"{APP}/?code=s3cret", f"{APP}/?code=***"),
+        (f"{APP}/api/voice_url?code=s3cret", f"{APP}/api/voice_url?code=***"),
+        (f"{APP}#s3cret", f"{APP}#***"),
+    ],
+)
+def test_wire_twilio_refuses_a_base_url_with_a_query_or_fragment_and_masks_it(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str], given: str, wired: str
+) -> None:
+    """A function URL copied from the portal carries its key as ?code=."""
+    refused = refusal(twilio, capsys, given)
+
+    assert refused.endswith(f"; it would have wired {wired}")
+    assert "s3cret" not in refused
+
+
+def test_wire_twilio_refuses_a_base_url_with_credentials_and_masks_them(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert refusal(twilio, capsys, "https://user:hunter2@myapp.azurewebsites.net") == (
+        "must not carry credentials; it would have wired https://***@myapp.azurewebsites.net/api/voice_url"
+    )
+
+
+def test_wire_twilio_masks_the_query_token_of_an_old_webhook_url(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    twilio.add_number(
+        NUMBER, voice_url="https://old.example.com/voice?token=s3cret", sms_url="https://old.example.com/sms?s3cret"
+    )
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 0
+    assert f"voice_url     https://old.example.com/voice?token=*** → {APP}/api/voice_url" in outcome.out
+    assert f"sms_url       https://old.example.com/sms?*** → {APP}/api/sms_url" in outcome.out
+    assert "s3cret" not in outcome.out + outcome.err
+
+
+def test_wire_twilio_masks_the_user_info_of_an_old_webhook_url(
     twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:
     twilio.add_number(NUMBER, voice_url="https://twilio:hunter2@old.example.com/voice")
     outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
 
-    assert f"voice_url     https://twilio:***@old.example.com/voice → {APP}/api/voice_url" in outcome.out
+    assert f"voice_url     https://***@old.example.com/voice → {APP}/api/voice_url" in outcome.out
     assert "hunter2" not in outcome.out + outcome.err
+
+
+def test_wire_twilio_percent_encodes_control_characters_in_an_old_webhook_url(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value stored on the account must not retitle or recolour the terminal it is printed on."""
+    twilio.add_number(NUMBER, voice_url="https://old.example.com/\x1b]0;owned\x07")
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert f"voice_url     https://old.example.com/%1B]0;owned%07 → {APP}/api/voice_url" in outcome.out
 
 
 @pytest.mark.parametrize(
@@ -405,7 +561,49 @@ def test_wire_twilio_never_prints_the_credentials(
     assert ACCOUNT_SID not in outcome.out + outcome.err
 
 
+def test_wire_twilio_refuses_to_send_the_twilio_credentials_over_plain_http_off_loopback(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0.0.0.0 is no loopback address, yet reaches the stand-in: sent, the credentials would arrive there."""
+    off_loopback = twilio.url.replace("127.0.0.1", "0.0.0.0")  # noqa: S104 - a URL to connect to, not a bind
+    env.setenv("TWILIO_API_BASE_URL", off_loopback)
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 1
+    assert outcome.err == (
+        f"wire_twilio: Setting TWILIO_API_BASE_URL is {off_loopback}: it must be https, as the Twilio account SID"
+        " and auth token would cross the network in the clear (http only for a loopback address, such as"
+        " localhost or 127.0.0.1).\n"
+    )
+    assert twilio.received == []
+
+
+def test_wire_twilio_sends_credentials_over_plain_http_to_localhost(
+    twilio: TwilioStandIn, number: dict[str, Any], env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("TWILIO_API_BASE_URL", twilio.url.replace("127.0.0.1", "localhost"))
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert (outcome.code, outcome.err) == (0, "")
+    assert len(twilio.number_updates()) == 1
+
+
 # --- credentials from Key Vault, read as the app reads them ----------------------------------------------------------
+
+
+def test_wire_twilio_refuses_to_send_an_azure_token_over_plain_http_to_a_vault_off_loopback(
+    twilio: TwilioStandIn, vault: KeyVaultStandIn, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    off_loopback = vault.url.replace("https://127.0.0.1", "http://0.0.0.0")
+    env.setenv("KEY_VAULT_URL", off_loopback)
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.code == 1
+    assert outcome.err.startswith(
+        f"wire_twilio: Setting KEY_VAULT_URL is {off_loopback}: it must be https, as your Azure access token"
+    )
+    assert vault.fetches == {}
+    assert twilio.received == []
 
 
 def test_wire_twilio_reads_the_credentials_from_key_vault(
