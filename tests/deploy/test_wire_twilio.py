@@ -858,3 +858,57 @@ def test_postdeploy_needs_the_function_app_url() -> None:
 
     assert done.returncode == 1
     assert "FUNCTION_APP_URL is not set" in done.stderr
+
+
+# --- what docs/deploying.md says of it -------------------------------------------------------------------------------
+
+
+def documented(text: str) -> bool:
+    """Whether the page says `text`, however its lines are wrapped."""
+    return " ".join(text.split()) in " ".join(DEPLOYING.read_text(encoding="utf-8").split())
+
+
+def test_deploying_page_shows_a_refused_route_as_the_tool_refuses_it(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", f"{APP}/api/voice_url")
+
+    assert documented(
+        f"Anything else exits {outcome.code}, naming the URL it would have wired: ```text {outcome.err} ```"
+    )
+
+
+def test_deploying_page_names_the_idna_form_the_tool_names(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = "\N{CYRILLIC SMALL LETTER A}pple.com"
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", f"https://{host}")
+    named = re.search(r"in its IDNA form, ([^,]+),", outcome.err)
+
+    assert named is not None, outcome.err
+    assert documented(f"(`{host}`, whose first letter is Cyrillic, is `{named.group(1)}`)")
+
+
+def test_deploying_page_shows_an_old_webhook_url_masked_as_the_tool_prints_it(
+    twilio: TwilioStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    twilio.add_number(NUMBER, voice_url="https://twilio:hunter2@old.example.com/voice?token=s3cret")
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+    shown = re.search(r"voice_url +(\S+) →", outcome.out)
+
+    assert shown is not None, outcome.out
+    assert documented(
+        "has its user info and query values masked, so an old webhook's token stays out of the terminal and the"
+        f" deployment log: `{shown.group(1)}`"
+    )
+
+
+@pytest.mark.parametrize("setting", ["TWILIO_API_BASE_URL", "KEY_VAULT_URL"])
+def test_deploying_page_gives_the_exit_status_of_credentials_refused_over_plain_http(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], setting: str
+) -> None:
+    env.setenv(setting, "http://twilio.example.com")
+    outcome = wire(capsys, "--number", NUMBER, "--base-url", APP)
+
+    assert outcome.err.startswith(f"wire_twilio: Setting {setting} is http://twilio.example.com: it must be https")
+    assert documented(f"that is http to any other host exits {outcome.code} before either is sent.")
