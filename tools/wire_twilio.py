@@ -196,8 +196,9 @@ def _warn_of_overrides(number: Any) -> None:
 
 
 def _shown(url: str | None) -> str:
-    """A URL as printed: user info and query values masked, as an old webhook may carry a token in either,
-    and anything but printable ASCII percent-encoded, so that no stored value can act on the terminal."""
+    """A URL as printed: user info, query and fragment values masked, as an old webhook may carry a token
+    in any of them, and anything but printable ASCII percent-encoded, so that no stored value can act on the
+    terminal."""
     if not url:
         return "(none)"
     scheme, netloc, path, query, fragment = _split(url)
@@ -229,11 +230,11 @@ def _masked(pairs: str) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    """localhost or a loopback address, as written: no DNS answer can make a name loopback."""
+    """localhost or a loopback address (a URL's hostname, unbracketed), as written: no DNS answer counts."""
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.removeprefix("[").removesuffix("]")).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
