@@ -21,19 +21,18 @@ arguments, 3 the secrets do not exist yet (the first `azd up` comes before `az k
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
-import re
 import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-from shared import hosts, phone_numbers
+from shared import phone_numbers
 from shared.credentials import credential_store, load_credentials
 from shared.errors import ApiError
 from shared.settings import ROUTE_PREFIX, ConfigurationError, get_settings
+from tools import urls
 
 if TYPE_CHECKING:
     from twilio.rest import Client
@@ -47,14 +46,6 @@ CREDENTIALS_SENT = {
     "TWILIO_API_BASE_URL": "the Twilio account SID and auth token",
     "KEY_VAULT_URL": "your Azure access token",
 }
-# RFC 3986's own split (appendix B), which no input makes fail: scheme, authority, path, query, fragment.
-_URL = re.compile(r"(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?", re.DOTALL)
-# The app checks each webhook's signature against the URL it rebuilds from its settings, so the base path
-# keeps to characters no client encodes or normalizes differently.
-_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
-# A last label that URL parsers (WHATWG) read as a number makes the whole host an IPv4 address: 0x7f.1 is 127.0.0.1.
-_NUMBER = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
-_PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))
 # Twilio ignores the number's own webhook while one of these routes its calls or texts elsewhere.
 OVERRIDES = {"voice_application_sid": "voice_url", "trunk_sid": "voice_url", "sms_application_sid": "sms_url"}
 KEY_VAULT_HINT = "Run from your machine, the vault is read with your Azure sign-in (az login or azd auth login)."
@@ -78,8 +69,8 @@ class Change:
 
     def __str__(self) -> str:
         if not self.changed:
-            return f"{self.field:<13} unchanged ({_shown(self.new)})"
-        return f"{self.field:<13} {_shown(self.old)} → {_shown(self.new)}"
+            return f"{self.field:<13} unchanged ({urls.shown(self.new)})"
+        return f"{self.field:<13} {urls.shown(self.old)} → {urls.shown(self.new)}"
 
 
 def webhooks(base_url: str) -> dict[str, str]:
@@ -129,7 +120,7 @@ def _still_forbidden(error: ApiError, wait: float) -> ApiError:
     return ApiError(
         error.status,
         "key_vault_forbidden",
-        f"Key Vault {_shown(vault_url)} still refuses to let you read {error.target} after {wait:g} s."
+        f"Key Vault {urls.shown(vault_url)} still refuses to let you read {error.target} after {wait:g} s."
         f" Your sign-in needs the Key Vault Secrets Officer role on the vault {vault} (azd up grants it to"
         " AZURE_PRINCIPAL_ID), or Key Vault Secrets User to read only; check with"
         " az role assignment list --assignee <your object ID> --all.",
@@ -143,7 +134,7 @@ def wire(number: str, base_url: str, *, dry_run: bool) -> int:
 
     api_base_url = get_settings().twilio_api_base_url
     if api_base_url:
-        print(f"Twilio API: {_shown(api_base_url)} (TWILIO_API_BASE_URL)")
+        print(f"Twilio API: {urls.shown(api_base_url)} (TWILIO_API_BASE_URL)")
     found = call_twilio(lambda client: _find(client, number), outcome=f"whether {number} is on the account")
     if found is None:
         _to_stderr(
@@ -195,50 +186,6 @@ def _warn_of_overrides(number: Any) -> None:
             _to_stderr(f"warning: Twilio ignores {ignored} while the number's {attribute} is {value}; clear it.")
 
 
-def _shown(url: str | None) -> str:
-    """A URL as printed: user info, query and fragment values masked, as an old webhook may carry a token
-    in any of them, and anything but printable ASCII percent-encoded, so that no stored value can act on the
-    terminal."""
-    if not url:
-        return "(none)"
-    scheme, netloc, path, query, fragment = _split(url)
-    shown = f"{scheme}:" if scheme is not None else ""
-    if netloc is not None:
-        shown += f"//***@{netloc.rpartition('@')[2]}" if "@" in netloc else f"//{netloc}"
-    shown += path
-    if query is not None:
-        shown += f"?{_masked(query)}"
-    if fragment is not None:
-        shown += f"#{_masked(fragment)}"
-    return quote(shown, safe=_PRINTABLE)
-
-
-def _split(url: str) -> tuple[str | None, str | None, str, str | None, str | None]:
-    parts = _URL.fullmatch(url)
-    assert parts is not None  # every part of the pattern may be empty
-    scheme, netloc, path, query, fragment = parts.groups()
-    return scheme, netloc, path, query, fragment
-
-
-def _masked(pairs: str) -> str:
-    """Names kept, values masked: enough to recognise the URL, never its token."""
-    if not pairs:
-        return pairs
-    return "&".join(
-        f"{name}=***" if sep else "***" for name, sep, _ in (pair.partition("=") for pair in pairs.split("&"))
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    """localhost or a loopback address (a URL's hostname, unbracketed), as written: no DNS answer counts."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def phone_number(text: str) -> str:
     try:
         return phone_numbers.normalize(text, "--number")
@@ -249,80 +196,11 @@ def phone_number(text: str) -> str:
 def base_url(text: str) -> str:
     """The app's address, which the webhooks are built on; refused with the voice_url it would have made."""
     url = text.strip().rstrip("/")
-    refusal = _refusal(url)
+    refusal = urls.refusal(url)
     if refusal:
-        raise argparse.ArgumentTypeError(f"{refusal}; it would have wired {_shown(webhooks(url)['voice_url'])}")
+        raise argparse.ArgumentTypeError(f"{refusal}; it would have wired {urls.shown(webhooks(url)['voice_url'])}")
     scheme, _, rest = url.partition("://")
     return f"{scheme.lower()}://{rest}"
-
-
-def _refusal(url: str) -> str | None:
-    """Why `url` is not an address of the app: https, a valid host, and a plain path that is not a route."""
-    scheme, netloc, path, query, fragment = _split(url)
-    if scheme is None or scheme.lower() not in {"https", "http"} or netloc is None:
-        return "must be an absolute https URL such as https://myapp.azurewebsites.net"
-    refusal = _host_refusal(scheme.lower(), netloc) or _path_refusal(path)
-    if refusal is None and (query is not None or fragment is not None):
-        refusal = "must not carry a query or fragment"
-    return refusal
-
-
-def _host_refusal(scheme: str, netloc: str) -> str | None:
-    if "@" in netloc:
-        return "must not carry credentials"
-    if not netloc.isascii():
-        return _foreign_host(netloc)
-    if not _is_host(netloc):
-        return "must have a valid host name, IPv4 or [IPv6] address, and port from 1 to 65535 if any"
-    if scheme == "http" and not _is_loopback(urlsplit(f"//{netloc}").hostname or ""):
-        return "must be https (http only for a loopback address, such as localhost or 127.0.0.1)"
-    return None
-
-
-def _path_refusal(path: str) -> str | None:
-    segments = path.rstrip("/").split("/")[1:]
-    if ROUTE_PREFIX in (segment.lower() for segment in segments):
-        return (
-            f"must be the app's address, not one of its routes: the webhooks add /{ROUTE_PREFIX}/voice_url"
-            f" and /{ROUTE_PREFIX}/sms_url to it"
-        )
-    if not all(_SEGMENT.fullmatch(segment) and segment not in {".", ".."} for segment in segments):
-        return "must have a path of plain segments (letters, digits and -._~, no . or .. segment), if any"
-    return None
-
-
-def _is_host(netloc: str) -> bool:
-    """hosts.is_host, where a numeric last label means an IPv4 address and an xn-- label valid IDNA."""
-    if not hosts.is_host(netloc):
-        return False
-    host = urlsplit(f"//{netloc}").hostname or ""
-    if ":" in host:  # IPv6, which hosts.is_host has parsed
-        return True
-    if _NUMBER.fullmatch(host.rpartition(".")[2]):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            return False
-    return all(_is_idna(label) for label in host.split(".") if label.startswith("xn--"))
-
-
-def _is_idna(label: str) -> bool:
-    try:
-        label.encode("ascii").decode("idna")
-    except UnicodeError:
-        return False
-    return True
-
-
-def _foreign_host(netloc: str) -> str:
-    """A host beyond ASCII can pass for another (a Cyrillic letter for a Latin one): refused, naming the real one."""
-    try:
-        ascii_netloc = netloc.encode("idna").decode("ascii")
-    except UnicodeError:
-        ascii_netloc = ""
-    if not _is_host(ascii_netloc):
-        return "must have a valid host name: this one is not valid IDNA"
-    return f"must give a host beyond ASCII in its IDNA form, {ascii_netloc}, which shows the host it really is"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -365,13 +243,13 @@ def seconds(text: str) -> float:
 def _refuse_plain_http() -> None:
     """Before anything is sent: credentials cross the network only over https, or stay on this machine."""
     settings = get_settings()
-    urls = {"TWILIO_API_BASE_URL": settings.twilio_api_base_url, "KEY_VAULT_URL": settings.key_vault_url}
-    for name, url in urls.items():
+    sent_to = {"TWILIO_API_BASE_URL": settings.twilio_api_base_url, "KEY_VAULT_URL": settings.key_vault_url}
+    for name, url in sent_to.items():
         parts = urlsplit(url or "")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        if parts.scheme == "http" and not urls.is_loopback(parts.hostname or ""):
             raise ConfigurationError(
                 name,
-                f"is {_shown(url)}: it must be https, as {CREDENTIALS_SENT[name]} would cross the network"
+                f"is {urls.shown(url)}: it must be https, as {CREDENTIALS_SENT[name]} would cross the network"
                 " in the clear (http only for a loopback address, such as localhost or 127.0.0.1)",
             )
 
@@ -416,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_NO_CREDENTIALS
     except Exception as error:  # such as an answer that is not Twilio's JSON, from a wrong TWILIO_API_BASE_URL
         api = get_settings().twilio_api_base_url or "https://api.twilio.com"
-        _to_stderr(f"unexpected {type(error).__name__} while talking to the Twilio API at {_shown(api)}.")
+        _to_stderr(f"unexpected {type(error).__name__} while talking to the Twilio API at {urls.shown(api)}.")
     return EXIT_FAILED
 
 
