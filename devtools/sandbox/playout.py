@@ -52,9 +52,9 @@ class _StoppedError(Exception):
 class Player:
     """Plays each call and text out on a thread of its own. Webhooks are signed with the auth
     token the resource was created with (the password of its basic auth), as Twilio signs them
-    with the account's, and sent where `route` says."""
+    with the account's, and sent where `route` says, to the app's URLs only."""
 
-    def __init__(self, resources: Resources, route: LocalRoute | None = None, step: float = STEP) -> None:
+    def __init__(self, resources: Resources, route: LocalRoute, step: float = STEP) -> None:
         self.resources = resources
         self.route = route
         self.step = step
@@ -239,6 +239,12 @@ class Player:
             resource.note("status callback", f"{status}: {request} {outcome}")
 
     def _fetch(self, url: str, method: str, params: Mapping[str, str], token: str) -> requests.Response:
+        """Only the app's own URLs are requested, so that whoever can create a call or a text cannot
+        have the sandbox reach anything else on the machine or beyond. Any other URL ends as one
+        Twilio cannot connect to, such as one on a private address or localhost: 11205, HTTP
+        connection failure (https://www.twilio.com/docs/api/errors/11205)."""
+        if not self.route.owns(url):
+            raise TwilioError(11205, f"{method} {url}: not the app's URL, so not requested")
         try:
             return send_signed(url, params, token, method, self.route)
         except requests.RequestException as error:

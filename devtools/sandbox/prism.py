@@ -27,6 +27,7 @@ from werkzeug.wrappers import Request, Response
 from devtools import processes
 from devtools.npm import npm_ci
 from devtools.ports import accepting
+from shared.errors import ApiError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 PACKAGES = Path(__file__).resolve().parent.parent / "twilio-sandbox"
 SPEC = PACKAGES / "node_modules/@twilio-alpha/mcp/twilio-oai/spec/json/twilio_api_v2010.json"
 PRISM = PACKAGES / "node_modules/.bin/prism"
+TWILIO_METHODS = "GET, POST, DELETE"  # every method in Twilio's spec
 
 
 def install() -> None:
@@ -120,6 +122,10 @@ class PassThrough:
     Twilio and its SDK write arrays) in the Key[] form that Prism reads as an array
     (stoplightio/prism#2473); every value is still checked. When Prism cannot be reached,
     it answers 502 saying that nothing was sent.
+
+    No web page on another origin may use it: Prism grants every origin CORS access, credentials
+    included, and the sandbox's credentials are no secret. So the pass-through answers a preflight
+    itself (`_no_preflight`) and drops every Access-Control-* header from Prism's answers.
     """
 
     def __init__(self, upstream: str, spec: Path = SPEC, views: WSGIApplication | None = None) -> None:
@@ -138,7 +144,10 @@ class PassThrough:
             if self.views is not None:
                 return self.views(environ, start_response)
             return error(environ, start_response)
-        return self._forward(Request(environ), args["path"])(environ, start_response)
+        request = Request(environ)
+        if request.method == "OPTIONS":
+            return _no_preflight()(environ, start_response)
+        return self._forward(request, args["path"])(environ, start_response)
 
     def _forward(self, request: Request, path: str) -> Response:
         with self._lock:
@@ -158,8 +167,25 @@ class PassThrough:
             message = f"The Twilio sandbox (Prism on {self.upstream}) is not running; nothing was sent."
             return Response(json.dumps({"message": message, "status": 502}), 502, mimetype="application/json")
         excluded = {"content-encoding", "content-length", "transfer-encoding", "connection"}
-        headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in excluded]
+        headers = [
+            (k, v)
+            for k, v in answer.headers.items()
+            if k.lower() not in excluded and not k.lower().startswith("access-control-")
+        ]
         return Response(answer.content, status=answer.status_code, headers=headers)
+
+
+def _no_preflight() -> Response:
+    """405 to OPTIONS, which only a browser's CORS preflight sends here. A browser goes on only
+    after a preflight answered 2xx, so this refusal holds whatever headers the answer carries;
+    a 204 without Access-Control-Allow-Origin would hold only for as long as none slipped in."""
+    error = ApiError(
+        405,
+        "method_not_allowed",
+        "The Twilio sandbox's pass-through does not answer OPTIONS: it serves the app's Twilio client, not web pages.",
+        target="method",
+    )
+    return Response(json.dumps(error.body()), 405, headers={"Allow": TWILIO_METHODS}, mimetype="application/json")
 
 
 def _form_array_fields(spec: Path) -> frozenset[str]:

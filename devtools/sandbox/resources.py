@@ -15,6 +15,7 @@ from devtools.sandbox.webhooks import API_VERSION, voice_params
 
 ERRORS = {
     11200: "HTTP retrieval failure",
+    11205: "HTTP connection failure",
     12100: "Document parse failure",
     21205: "Url parameter is required.",
     21602: "Message body is required.",

@@ -23,9 +23,9 @@ SANDBOX_FROM_NUMBER = "+15017122661"
 class Sandbox:
     """The sandbox's REST API on a loopback port, Prism on Twilio's spec in front of it, and the
     pass-through the app talks to, which also serves the sandbox's views. `route` says where
-    the play-out sends the app's webhooks."""
+    the app is: the play-out sends its webhooks there, and fetches no other URL."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 4010, route: LocalRoute | None = None) -> None:
+    def __init__(self, host: str, port: int, route: LocalRoute) -> None:
         self.resources = Resources()
         self.player = Player(self.resources, route)
         self.rest = RestApi(self.resources, self.player)

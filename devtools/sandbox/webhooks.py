@@ -6,10 +6,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from twilio.request_validator import RequestValidator
+
+from devtools.wsgi import LOOPBACK_NAMES
 
 API_VERSION = "2010-04-01"
 CALLER = "+15558675310"
@@ -93,10 +95,31 @@ class LocalRoute:
         return (self.public_base or self.local_base) + path
 
     def target(self, url: str) -> str:
-        rest = url[len(self.public_base) :]
-        if self.public_base and url.startswith(self.public_base) and rest[:1] in {"", "/", "?"}:
-            return self.local_base + rest
+        if self.public_base and _under(self.public_base, url):
+            return self.local_base + url[len(self.public_base) :]
         return url
+
+    def owns(self, url: str) -> bool:
+        """Whether `url` is the app's: under PUBLIC_BASE_URL, or under the app's local address by
+        any loopback name, since the app's links follow the Host it was asked by."""
+        return any(_under(base, url) for base in (self.public_base, *self._local_bases()) if base)
+
+    def _local_bases(self) -> list[str]:
+        """The local address as given, and under each loopback name."""
+        local = urlsplit(self.local_base)
+        try:
+            port = "" if local.port is None else f":{local.port}"
+        except ValueError:  # no host and port a URL could name
+            return [self.local_base]
+        names = LOOPBACK_NAMES | {local.hostname or "localhost"}
+        hosts = (f"[{name}]" if ":" in name else name for name in names)
+        return [self.local_base, *(f"{local.scheme}://{host}{port}{local.path}" for host in hosts)]
+
+
+def _under(base: str, url: str) -> bool:
+    """`url` is `base` followed by nothing, a path or a query: the same scheme, host and port,
+    whatever their case, and no user info or longer port that would put it elsewhere."""
+    return url[: len(base)].lower() == base.lower() and url[len(base) : len(base) + 1] in {"", "/", "?"}
 
 
 def send_signed(

@@ -24,6 +24,7 @@ import function_app
 from devtools.host import SANDBOX_ROUTE
 from devtools.ports import free_port
 from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Sandbox
+from devtools.sandbox.webhooks import LocalRoute
 from devtools.wsgi import LocalHost
 from tests.servers import serving
 from tests.support import eventually
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 CHROMIUM = Path("/usr/bin/chromium")
+NO_APP = "http://127.0.0.1:9"  # the discard port, where nothing answers: the app's address until a test serves one
 FINAL = frozenset({"completed", "failed", "busy", "no-answer", "delivered", "undelivered", "received"})
 
 
@@ -48,11 +50,22 @@ class RunningSandbox:
 
 @contextmanager
 def running_sandbox() -> Iterator[RunningSandbox]:
-    sandbox = Sandbox(port=free_port())
+    sandbox = Sandbox("127.0.0.1", free_port(), LocalRoute(NO_APP))
     try:
         yield RunningSandbox(sandbox, sandbox.start())
     finally:
         sandbox.stop()
+
+
+@contextmanager
+def app_at(running: RunningSandbox, url: str, public_base: str = "") -> Iterator[None]:
+    """The app is at `url` (and `public_base`) for a while: the sandbox's webhooks go there, and nowhere else."""
+    player = running.sandbox.player
+    before, player.route = player.route, LocalRoute(url, public_base)
+    try:
+        yield
+    finally:
+        player.route = before
 
 
 @contextmanager
@@ -66,7 +79,7 @@ def app_with_sandbox(
     env.setenv("TWILIO_API_BASE_URL", running.api)
     env.setenv("TWILIO_ACCOUNT_SID", SANDBOX_ACCOUNT_SID)
     env.setenv("TWILIO_AUTH_TOKEN", SANDBOX_AUTH_TOKEN)
-    with serving(host) as url:
+    with serving(host) as url, app_at(running, url):
         yield url
 
 

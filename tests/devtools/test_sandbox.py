@@ -28,6 +28,7 @@ from tests.support import error_of, eventually, post_json
 
 CALL = {"to": "+15558675310", "from": "+15017122661", "message": "Hello from Azure"}
 README = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = README.parent / "docs"
 QUICKSTART_BASE = "http://127.0.0.1:7071"
 
 
@@ -160,6 +161,96 @@ def test_the_invoker_replays_twilio_fetching_the_call_voice_url(host: str) -> No
 
     assert heard.status_code == 200
     assert heard.text.endswith("<Response><Say>Hello from Azure</Say></Response>")
+
+
+# --- the sandbox keeps its own counsel: no web page uses its pass-through, and it requests only the app -------------
+
+
+ELSEWHERE = "http://elsewhere.example"  # a web page's origin, which is not the app's
+MESSAGES = f"2010-04-01/Accounts/{SANDBOX_ACCOUNT_SID}/Messages.json"
+PREFLIGHT = {
+    "Origin": ELSEWHERE,
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization",
+}
+
+
+@pytest.mark.processes
+def test_a_preflight_from_another_origin_gets_no_cors_grant(sandbox: RunningSandbox) -> None:
+    preflight = requests.options(f"{sandbox.api}/{MESSAGES}", headers=PREFLIGHT, timeout=30)
+
+    assert [name for name in preflight.headers if name.lower().startswith("access-control-allow")] == []
+
+
+@pytest.mark.processes
+def test_the_pass_through_refuses_options_with_405_as_the_docs_say(sandbox: RunningSandbox) -> None:
+    answer = requests.options(f"{sandbox.api}/{MESSAGES}", headers=PREFLIGHT, timeout=30)
+
+    assert (answer.status_code, answer.json()["error"]["code"]) == (405, "method_not_allowed")
+    assert answer.headers["Allow"] == "GET, POST, DELETE"
+    assert "| 405 | `method_not_allowed` |" in documented("api.md")
+    assert "`OPTIONS` with 405 `method_not_allowed`" in documented("local-development.md")
+
+
+@pytest.mark.processes
+def test_prisms_answers_reach_no_one_with_a_cors_header(sandbox: RunningSandbox) -> None:
+    answer = sandbox.rest("GET", "Messages.json", headers={"Origin": ELSEWHERE})
+
+    assert answer.status_code == 200
+    assert [name for name in answer.headers if name.lower().startswith("access-control-")] == []
+
+
+@pytest.mark.processes
+def test_the_docs_name_the_error_a_call_to_a_url_not_the_apps_ends_with(host: str, sandbox: RunningSandbox) -> None:
+    form = {"To": CALL["to"], "From": CALL["from"], "Url": f"http://127.0.0.1:{free_port()}/voice"}
+    sid = sandbox.rest("POST", "Calls.json", data=form).json()["sid"]
+
+    error = settled(host, "calls", sid)["error"]
+
+    name = error["message"].partition(":")[0]
+    assert f"`failed` with {error['code']} ({name})" in documented("local-development.md")
+
+
+def documented(page: str) -> str:
+    """A docs page with its lines run together, so that a phrase reads the same however it is wrapped."""
+    return " ".join((DOCS / page).read_text(encoding="utf-8").split())
+
+
+APP = LocalRoute("http://127.0.0.1:7071", "https://abc.tunnel.example")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:7071/api/voice_url?message=Hi",
+        "http://127.0.0.1:7071",
+        "http://localhost:7071/api/call_status",
+        "http://LocalHost:7071/api/call_status",
+        "http://[::1]:7071/api/sms_url",
+        "https://abc.tunnel.example/api/voice_url?message=Hi",
+    ],
+)
+def test_urls_under_the_apps_address_or_public_base_url_are_the_apps(url: str) -> None:
+    assert APP.owns(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:7072/api/voice_url",
+        "http://127.0.0.1:70710/api/voice_url",
+        "http://127.0.0.1:7071@elsewhere.example/api/voice_url",
+        "http://127.0.0.1:7071\\@elsewhere.example/api/voice_url",
+        "http://127.0.0.1:7071#@elsewhere.example/api/voice_url",
+        "https://127.0.0.1:7071/api/voice_url",
+        "http://10.0.0.5:7071/api/voice_url",
+        "http://169.254.169.254/metadata/instance",
+        "https://abc.tunnel.example.elsewhere.example/api/voice_url",
+        "http://abc.tunnel.example/api/voice_url",
+    ],
+)
+def test_urls_elsewhere_are_not_the_apps(url: str) -> None:
+    assert not APP.owns(url)
 
 
 # --- a sandbox that has stopped: nothing was sent, and the app says so -----------------------------------------------

@@ -20,9 +20,11 @@ from devtools.sandbox.prism import SPEC
 from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from devtools.sandbox.webhooks import LocalRoute, sms_params
 from tests.devtools.sandbox_support import (
+    NO_APP,
     Hit,
     Receiver,
     RunningSandbox,
+    app_at,
     app_with_sandbox,
     settled,
     view,
@@ -34,15 +36,16 @@ pytestmark = pytest.mark.processes
 
 TO, FROM = "+15558675310", "+15017122661"
 SAY = '<?xml version="1.0" encoding="UTF-8"?><Response><Say voice="alice" language="en-GB">Ahoy</Say></Response>'
-UNANSWERED = "http://127.0.0.1:9"  # the discard port: no webhook server there
+UNANSWERED = NO_APP  # the app's address while no test serves it: nothing answers there
 ALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    """A webhook receiver on a free port, answering /voice with TwiML."""
+def receiver(sandbox: RunningSandbox, host: str) -> Iterator[tuple[Receiver, str]]:
+    """A webhook receiver on a free port, answering /voice with TwiML, as the app: it takes the
+    place of the app's host, whose sandbox views the test may still read."""
     app = Receiver({"/voice": (200, SAY)})
-    with serving(app) as url:
+    with serving(app) as url, app_at(sandbox, url):
         yield app, url
 
 
@@ -324,9 +327,10 @@ def test_a_voice_url_answering_an_error_fails_the_call_with_11200(
 
 
 def test_a_voice_url_nobody_answers_fails_the_call_with_11200(sandbox: RunningSandbox, host: str) -> None:
-    sid = create_call(sandbox, f"http://127.0.0.1:{free_port()}")["sid"]
-
-    call = settled(host, "calls", sid)
+    stopped = f"http://127.0.0.1:{free_port()}"
+    with app_at(sandbox, stopped):
+        sid = create_call(sandbox, stopped)["sid"]
+        call = settled(host, "calls", sid)
 
     assert (call["status"], call["error"]["code"]) == ("failed", 11200)
 
@@ -438,6 +442,69 @@ def test_a_text_record_holds_its_body_and_what_it_replies_to(sandbox: RunningSan
     assert all(set(event) == {"at", "name", "detail"} for event in message["events"])
 
 
+# --- only the app's own URLs are requested: any other ends as Twilio ends one it cannot connect to ------------------
+
+
+@pytest.fixture
+def stranger() -> Iterator[tuple[Receiver, str]]:
+    """A server on another loopback port, not the app, answering /voice with TwiML."""
+    app = Receiver({"/voice": (200, SAY)})
+    with serving(app) as url:
+        yield app, url
+
+
+def test_a_call_whose_url_is_not_the_apps_fails_with_11205_unrequested(
+    sandbox: RunningSandbox, host: str, stranger: tuple[Receiver, str]
+) -> None:
+    elsewhere, url = stranger
+    sid = create_call(sandbox, url)["sid"]
+
+    call = settled(host, "calls", sid)
+
+    assert (call["status"], call["error"]["code"]) == ("failed", 11205)
+    assert elsewhere.hits == []
+
+
+def test_a_call_status_callback_that_is_not_the_apps_is_not_requested(
+    sandbox: RunningSandbox, receiver: tuple[Receiver, str], host: str, stranger: tuple[Receiver, str]
+) -> None:
+    (_, url), (elsewhere, foreign) = receiver, stranger
+    sid = create_call(sandbox, url, StatusCallback=f"{foreign}/status", StatusCallbackEvent=ALL_EVENTS)["sid"]
+
+    call = settled(host, "calls", sid)
+
+    assert eventually(lambda: len(callbacks_tried(view(host, "calls", sid))) == 4)
+    assert call["status"] == "completed"
+    assert elsewhere.hits == []
+
+
+def test_a_message_status_callback_that_is_not_the_apps_is_not_requested(
+    sandbox: RunningSandbox, host: str, stranger: tuple[Receiver, str]
+) -> None:
+    elsewhere, url = stranger
+    sid = create_message(sandbox, StatusCallback=f"{url}/sms-status")["sid"]
+
+    assert eventually(lambda: len(callbacks_tried(view(host, "messages", sid))) == 2)
+    assert view(host, "messages", sid)["status"] == "delivered"
+    assert elsewhere.hits == []
+
+
+def test_the_apps_address_by_another_loopback_name_is_the_apps(
+    sandbox: RunningSandbox, receiver: tuple[Receiver, str], host: str
+) -> None:
+    app, url = receiver
+    alias = url.replace("127.0.0.1", "localhost")
+    sid = create_call(sandbox, alias)["sid"]
+
+    assert settled(host, "calls", sid)["status"] == "completed"
+    assert [hit.url for hit in app.at("/voice")] == [f"{alias}/voice"]
+
+
+def callbacks_tried(record: dict[str, Any]) -> list[dict[str, str]]:
+    """The status callbacks the sandbox has tried so far, sent or not."""
+    return [event for event in record["events"] if event["name"] == "status callback"]
+
+
 # --- inbound texts, through the invoker: recorded with the reply the sender gets -------------------------------------
 
 
@@ -466,6 +533,17 @@ def test_an_inbound_text_the_app_refuses_is_recorded_with_11200(host: str) -> No
     assert view(host, "messages", params["MessageSid"])["error"]["code"] == 11200
 
 
+def test_an_inbound_text_for_a_url_not_the_apps_is_not_requested(host: str, stranger: tuple[Receiver, str]) -> None:
+    elsewhere, url = stranger
+    params = sms_params(SANDBOX_ACCOUNT_SID, "Hi")
+
+    answer = deliver_text(LocalRoute(host), f"{url}/sms", params, SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+
+    assert answer.status_code == 502
+    assert view(host, "messages", params["MessageSid"])["error"]["code"] == 11205
+    assert elsewhere.hits == []
+
+
 # --- behind a tunnel: PUBLIC_BASE_URL set, nothing sent through it ---------------------------------------------------
 
 
@@ -476,10 +554,8 @@ TUNNEL = "https://abc.tunnel.example"
 def tunnelled(sandbox: RunningSandbox, env: pytest.MonkeyPatch) -> Iterator[str]:
     """The app with PUBLIC_BASE_URL set to a tunnel that is not running."""
     env.setenv("PUBLIC_BASE_URL", TUNNEL)
-    with app_with_sandbox(sandbox, env, allowed_hosts=("abc.tunnel.example",)) as url:
-        sandbox.sandbox.player.route = LocalRoute(url, TUNNEL)
+    with app_with_sandbox(sandbox, env, allowed_hosts=("abc.tunnel.example",)) as url, app_at(sandbox, url, TUNNEL):
         yield url
-        sandbox.sandbox.player.route = None
 
 
 def test_behind_a_tunnel_calls_play_out_on_the_local_app(tunnelled: str) -> None:
