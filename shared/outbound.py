@@ -82,7 +82,7 @@ def deliver(
         return Outcome(201, send())
     claimed = idempotency.begin(function, key, idempotency.fingerprint(request), settings)
     if isinstance(claimed, idempotency.Replay):
-        _log_keyed_answer(function, key, claimed.status, claimed.body, replay=True)
+        log_keyed_answer(function, key, claimed.status, claimed.body, replay=True)
         return Outcome(claimed.status, claimed.body, replayed=True)
     try:
         limits.take_slot(request.to, settings)
@@ -90,16 +90,16 @@ def deliver(
     except ApiError as error:
         if error.outcome_unknown:
             claimed.record(error.status, error.body())
-            _log_keyed_answer(function, key, error.status, None, replay=False)
+            log_keyed_answer(function, key, error.status, None, replay=False)
         else:
             claimed.release()
         raise
     claimed.record(201, answer)
-    _log_keyed_answer(function, key, 201, answer, replay=False)
+    log_keyed_answer(function, key, 201, answer, replay=False)
     return Outcome(201, answer)
 
 
-def _log_keyed_answer(function: str, key: str, status: int, body: Any, *, replay: bool) -> None:
+def log_keyed_answer(function: str, key: str, status: int, body: Any, *, replay: bool) -> None:
     """One line per answer a key holds, so that Application Insights can follow a key's requests to their sid.
 
     The key is named by its SHA-256, as in Table storage: it is the caller's text, never logged as such.
