@@ -33,7 +33,7 @@ from tests.deploy.test_infra import (
     resources,
     when_given,
 )
-from tests.support import FUNCTIONS, signed_post
+from tests.support import ACCOUNT_SID, FUNCTIONS, signed_post
 
 QUERIES = INFRA / "queries"
 QUERY_FILES = sorted(path.name for path in QUERIES.glob("*.kql"))
@@ -173,7 +173,8 @@ def logged_line(kind: str, caplog: pytest.LogCaptureFixture) -> str | None:
     if kind == "idempotency_key":
         log_keyed_answer(LOGGED["Function"], KEY, int(LOGGED["Status"]), {"sid": LOGGED["Sid"]}, replay=True)
     elif kind in FUNCTIONS:
-        assert signed_post(kind, {name: LOGGED[name] for name in TWILIO_FIELDS}).status_code < 300
+        form = {"AccountSid": ACCOUNT_SID, **{name: LOGGED[name] for name in TWILIO_FIELDS}}
+        assert signed_post(kind, form).status_code < 300
     else:
         return None
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{kind} ")]
