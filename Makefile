@@ -9,6 +9,8 @@ endif
 PY := $(VENV)/bin/python
 SANDBOX := devtools/twilio-sandbox
 STORAGE_EMULATOR := devtools/storage-emulator
+# Kusto.Language, which the deployment checks parse the operator queries with.
+KQL_ANALYZER := tests/deploy/kql
 # checkov pins its own dependencies (an old pycep-parser among them), so it gets a virtual environment of its own,
 # always on the default python3 whichever PYTHON the tests run on.
 INFRA_VENV := .venv-infra
@@ -18,12 +20,12 @@ MUTMUT := nice -n 19 $(MUTATION_VENV)/bin/mutmut
 
 .PHONY: test run bench lint check-infra setup chromium mutation clean
 
-test: setup $(INFRA_VENV)/.installed chromium
+test: setup $(INFRA_VENV)/.installed $(KQL_ANALYZER)/node_modules/.installed chromium
 	$(PY) -m pytest
 
 # The deployment checks alone (part of `make test`), tests/deploy: Bicep parsed and scanned, requirements resolved per
 # Python, package contents, the azd hooks and the number-wiring tool, and the app on Azure's 3.13 runtime library.
-check-infra: setup $(INFRA_VENV)/.installed
+check-infra: setup $(INFRA_VENV)/.installed $(KQL_ANALYZER)/node_modules/.installed
 	$(PY) -m pytest tests/deploy
 
 # `make run PORT=7072 PRISM_PORT=4011 AZURITE_PORT=10003` when the defaults are taken.
@@ -68,6 +70,12 @@ $(STORAGE_EMULATOR)/node_modules/.installed: $(STORAGE_EMULATOR)/package.json $(
 	$(PYTHON) -m devtools.npm $(STORAGE_EMULATOR)
 	touch $@
 
+# Kusto.Language (Microsoft's KQL parser), pinned the same way.
+$(KQL_ANALYZER)/node_modules/.installed: $(KQL_ANALYZER)/package.json $(KQL_ANALYZER)/package-lock.json
+	@echo "Setting up the KQL analyzer: Kusto.Language (about 30 MB, seconds)..."
+	$(PYTHON) -m devtools.npm $(KQL_ANALYZER)
+	touch $@
+
 # Debian's headless Chromium, which renders the sandbox's page in the tests; installed as root when missing.
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
@@ -94,4 +102,4 @@ $(MUTATION_VENV)/.installed: requirements.txt requirements-dev.txt requirements-
 	touch $@
 
 clean:
-	rm -rf .venv .venv-3.* $(INFRA_VENV) $(SANDBOX)/node_modules $(STORAGE_EMULATOR)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-3.* $(INFRA_VENV) $(SANDBOX)/node_modules $(STORAGE_EMULATOR)/node_modules $(KQL_ANALYZER)/node_modules .pytest_cache .mypy_cache .ruff_cache

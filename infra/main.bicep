@@ -92,6 +92,14 @@ param dailyLimit string = ''
 @description('The base URL Twilio uses when a custom domain or a proxy sits in front of the app. Empty: the app\'s own URL.')
 param publicBaseUrl string = ''
 
+@description('Email address told when calls fail (see callFailureAlertPercent), through an action group. Empty: no action group; the alert still shows in Azure Monitor.')
+param alertEmail string = ''
+
+@description('Percentage of an hour\'s ended calls that may fail before the alert fires.')
+@minValue(0)
+@maxValue(99)
+param callFailureAlertPercent int = 20
+
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -125,6 +133,20 @@ module monitoring 'core/monitoring.bicep' = {
     location: location
     tags: tags
     identityPrincipalId: identity.outputs.principalId
+  }
+}
+
+module operations 'core/operations.bicep' = {
+  name: 'operations'
+  scope: rg
+  params: {
+    actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
+    alertName: '${abbrs.insightsScheduledQueryRules}calls-failing-${resourceToken}'
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.id
+    alertEmail: alertEmail
+    callFailureAlertPercent: callFailureAlertPercent
   }
 }
 

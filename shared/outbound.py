@@ -6,6 +6,7 @@ folders read the request and build the HTTP answer.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -81,7 +82,7 @@ def deliver(
         return Outcome(201, send())
     claimed = idempotency.begin(function, key, idempotency.fingerprint(request), settings)
     if isinstance(claimed, idempotency.Replay):
-        logger.info("Replayed the answer (%d) to an earlier %s with the same Idempotency-Key", claimed.status, function)
+        log_keyed_answer(function, key, claimed.status, claimed.body, replay=True)
         return Outcome(claimed.status, claimed.body, replayed=True)
     try:
         limits.take_slot(request.to, settings)
@@ -89,11 +90,29 @@ def deliver(
     except ApiError as error:
         if error.outcome_unknown:
             claimed.record(error.status, error.body())
+            log_keyed_answer(function, key, error.status, None, replay=False)
         else:
             claimed.release()
         raise
     claimed.record(201, answer)
+    log_keyed_answer(function, key, 201, answer, replay=False)
     return Outcome(201, answer)
+
+
+def log_keyed_answer(function: str, key: str, status: int, body: Any, *, replay: bool) -> None:
+    """One line per answer a key holds, so that Application Insights can follow a key's requests to their sid.
+
+    The key is named by its SHA-256, as in Table storage: it is the caller's text, never logged as such.
+    """
+    sid = body.get("sid", "") if isinstance(body, dict) else ""
+    logger.info(
+        "idempotency_key Function=%s KeyHash=%s Replay=%s Status=%d Sid=%s",
+        function,
+        hashlib.sha256(key.encode()).hexdigest(),
+        "true" if replay else "false",
+        status,
+        sid,
+    )
 
 
 def place_call(call: Call, base: str) -> dict[str, Any]:

@@ -46,3 +46,4 @@ resource identityPublishesTelemetry 'Microsoft.Authorization/roleAssignments@202
 }
 
 output connectionString string = applicationInsights.properties.ConnectionString
+output id string = applicationInsights.id

@@ -293,6 +293,34 @@ def test_an_outcome_unknown_answer_is_replayed_without_dialling_again(
     assert len(twilio.creations()) == 1
 
 
+def test_an_outcome_unknown_answer_is_logged_with_the_key_hash_and_no_sid(
+    twilio: TwilioStandIn, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    twilio.fail_next(Fault(status=500))
+    caplog.set_level(logging.INFO, logger="shared.outbound")
+
+    assert keyed("make_call", CALL, KEY).status_code == 502
+
+    key_hash = hashlib.sha256(KEY.encode()).hexdigest()
+    assert logged(caplog, "shared.outbound") == [
+        ("INFO", f"idempotency_key Function=make_call KeyHash={key_hash} Replay=false Status=502 Sid=")
+    ]
+
+
+def test_send_sms_logs_a_keyed_text_with_the_key_hash_and_the_sid(
+    twilio: TwilioStandIn, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="shared.outbound")
+
+    assert keyed("send_sms", SMS, KEY).status_code == 201
+
+    key_hash = hashlib.sha256(KEY.encode()).hexdigest()
+    assert logged(caplog, "shared.outbound")[-1] == (
+        "INFO",
+        f"idempotency_key Function=send_sms KeyHash={key_hash} Replay=false Status=201 Sid={twilio.sids[0]}",
+    )
+
+
 # --- how long a key and a claim are kept -----------------------------------------------------------------------------
 
 

@@ -384,7 +384,24 @@ def test_make_call_logs_the_placed_call_with_its_sid_and_status(
     assert logged(caplog, "shared.outbound") == [("INFO", f"Placed call {twilio.sids[0]} (queued)")]
 
 
-def test_make_call_logs_a_replayed_answer_at_info_with_its_status(
+# The SHA-256 of "order-1234", in lowercase hex.
+ORDER_KEY_HASH = "71983129e5088fcbbb2be5a2e186253aa3ee915c173f42553285baf7100b0059"
+
+
+def test_make_call_logs_a_keyed_call_with_the_key_hash_and_the_sid(
+    twilio: TwilioStandIn, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="shared.outbound")
+
+    assert keyed("make_call", CALL, "order-1234").status_code == 201
+
+    assert logged(caplog, "shared.outbound")[-1] == (
+        "INFO",
+        f"idempotency_key Function=make_call KeyHash={ORDER_KEY_HASH} Replay=false Status=201 Sid={twilio.sids[0]}",
+    )
+
+
+def test_make_call_logs_a_replayed_answer_at_info_with_the_key_hash_status_and_sid(
     twilio: TwilioStandIn, storage: Azurite, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert keyed("make_call", CALL, "order-1234").status_code == 201
@@ -393,5 +410,8 @@ def test_make_call_logs_a_replayed_answer_at_info_with_its_status(
     assert keyed("make_call", CALL, "order-1234").status_code == 201
 
     assert logged(caplog, "shared.outbound") == [
-        ("INFO", "Replayed the answer (201) to an earlier make_call with the same Idempotency-Key")
+        (
+            "INFO",
+            f"idempotency_key Function=make_call KeyHash={ORDER_KEY_HASH} Replay=true Status=201 Sid={twilio.sids[0]}",
+        )
     ]
