@@ -14,6 +14,8 @@ import azure.functions as func
 from azure.functions.decorators.function_app import Function
 from azure.functions.decorators.http import HttpTrigger
 
+from shared.webhooks import is_twilio_webhook
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,6 +26,11 @@ class HttpFunction:
     methods: tuple[str, ...]
     auth_level: str
     handler: Callable[[func.HttpRequest], func.HttpResponse]
+
+    @property
+    def webhook(self) -> bool:
+        """Anonymous and checked by Twilio's signature: what Twilio calls, and all a tunnel may reach."""
+        return self.auth_level == "ANONYMOUS" and is_twilio_webhook(self.handler)
 
     def path(self, prefix: str) -> str:
         return "/" + "/".join(part for part in (prefix, self.route) if part)

@@ -23,7 +23,7 @@ from devtools.functions import ROOT, route_prefix
 from devtools.ports import port_taken
 from devtools.sandbox.run import Sandbox, has_credentials, use_sandbox_credentials
 from devtools.sandbox.webhooks import LocalRoute
-from devtools.wsgi import LocalHost
+from devtools.wsgi import HostRequestHandler, LocalHost
 from shared.settings import LOCAL_HOST, STORAGE
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ def _serve(args: argparse.Namespace, twilio: Sandbox | None) -> int:
         allowed_hosts=[args.host, *([public_host] if public_host else [])],
         app_service_frontend=args.app_service_frontend,
     )
-    server = make_server(args.host, args.port, host, threaded=True)
+    server = make_server(args.host, args.port, host, threaded=True, request_handler=HostRequestHandler)
     address = f"http://{args.host}:{server.port}"
     print(host.banner(address), "\n\nFor detailed output, see the log lines below. Press Ctrl+C to stop.", flush=True)
     if args.note_address is not None:

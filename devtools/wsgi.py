@@ -2,26 +2,38 @@
 
 It indexes `function_app.app` as the Python worker does and serves every HTTP function at
 /<routePrefix>/<route> as the Functions host does in Azure: routes match whatever their case,
-a method the function does not declare is a 404, and the request and the answer cross over
-as they cross between the host and the worker. Like Core Tools, it does not ask for function
-keys. It answers only requests addressed to a loopback name (or a name it is given), so that
-a web page cannot drive it through DNS rebinding.
+a route holding `//` or `%2F` or a method the function does not declare is a 404, and the request
+and the answer cross over as they cross between the host and the worker. Like Core Tools, it does
+not ask for function keys, so it guards what a key would:
+
+- it answers only requests addressed to a loopback name (or a name it is given), against DNS rebinding;
+- what comes through a tunnel or from another machine reaches only the anonymous, Twilio-signed
+  webhooks, never `make_call`, `send_sms` or the sandbox;
+- a web page on another origin reaches nothing but those webhooks either;
+- a body over the functions' limit is refused before it is read, and a request target that is not a
+  path (`POST http://host/api/make_call`) is refused, as a front end would, before any link is built from it.
 """
 
 from __future__ import annotations
 
+import io
+import ipaddress
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import azure.functions as func
 from azure.functions.http import HttpResponseConverter
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import get_input_stream
 
 from devtools.functions import HttpFunction, http_functions, query_params
 from shared.errors import ApiError
+from shared.params import MAX_BODY_BYTES
 from shared.responses import error_response
 
 if TYPE_CHECKING:
@@ -32,14 +44,23 @@ logger = logging.getLogger(__name__)
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 # A Host header: a name or a bracketed IPv6 address, then an optional port.
 _HOST_HEADER = re.compile(r"(?P<name>\[[^\]]*\]|[^:\[\]]*)(?::\d*)?")
+# A proxy names the client it forwards for: a request carrying these came through a tunnel, even one
+# that rewrites Host to localhost.
+_FORWARDING_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded")
+# What a browser says of a request a page on another origin makes (Fetch Metadata).
+_OTHER_SITES = frozenset({"cross-site", "same-site"})
+# A route segment holding an encoded slash, or an empty one: Azure routes neither.
+_UNROUTABLE = re.compile(r"//|%2f", re.IGNORECASE)
+_DIGITS = re.compile(r"[0-9]+")
+_READ_SIZE = 64 * 1024
 
 
 class LocalHost:
     """The WSGI application: HTTP in, `func.HttpRequest` to the handler, `func.HttpResponse` back out.
 
     `mounts` serve other WSGI applications under a path (the Twilio sandbox), behind the same
-    Host check. With `app_service_frontend`, the URL the app sees is rebuilt from the headers
-    App Service's front-end adds, as the host does there.
+    checks as `make_call`. With `app_service_frontend`, the URL the app sees is rebuilt from the
+    headers App Service's front-end adds, as the host does there.
     """
 
     def __init__(
@@ -58,18 +79,28 @@ class LocalHost:
             self.routes.setdefault(_route_key(function.path(prefix)), []).append(function)
         self.allowed_hosts = LOOPBACK_NAMES | {name.strip("[]").lower() for name in allowed_hosts}
         self.app_service_frontend = app_service_frontend
-        self._dispatch = DispatcherMiddleware(self._serve, dict(mounts or {}))
+        self.webhooks = ", ".join(f.name for f in self.functions if f.webhook) or "none"
+        guarded = {path: self._guarded(mounted) for path, mounted in (mounts or {}).items()}
+        self._dispatch = DispatcherMiddleware(self._serve, guarded)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        host = environ.get("HTTP_HOST", "")
-        if _host_name(host) not in self.allowed_hosts:
-            names = ", ".join(sorted(f"[{name}]" if ":" in name else name for name in self.allowed_hosts))
-            message = (
-                f"This host answers only requests addressed to {names}, not to {host!r}."
-                " Behind a tunnel, set PUBLIC_BASE_URL to the tunnel's URL."
-            )
-            return _answer(ApiError(421, "misdirected_request", message, target="Host"))(environ, start_response)
+        refusal = _malformed(environ) or self._misdirected(environ) or _unroutable(environ)
+        if refusal is not None:
+            return _answer(refusal)(environ, start_response)
         return self._dispatch(environ, start_response)
+
+    def _misdirected(self, environ: WSGIEnvironment) -> ApiError | None:
+        """A Host this host does not answer: the answer names the settings that make it answer,
+        never the names it answers, which a DNS-rebinding page could read."""
+        host = environ.get("HTTP_HOST", "")
+        if _host_name(host) in self.allowed_hosts:
+            return None
+        logger.warning("Refused a request addressed to %r, a name this host does not answer", host)
+        message = (
+            f"This host does not answer requests addressed to {host!r}. Behind a tunnel, set PUBLIC_BASE_URL"
+            " to the tunnel's URL; to be reached at another address, start it with --host."
+        )
+        return ApiError(421, "misdirected_request", message, target="Host")
 
     def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self._respond(Request(environ))(environ, start_response)
@@ -78,6 +109,9 @@ class LocalHost:
         routed = self.routes.get(_route_key(request.path), [])
         function = next((f for f in routed if request.method in f.methods), None)
         if function is not None:
+            refusal = (None if function.webhook else self._foreign(request)) or _buffer_body(request.environ)
+            if refusal is not None:
+                return _answer(refusal)
             return invoke(function, request, app_service_frontend=self.app_service_frontend)
         if not routed:
             return _answer(ApiError(404, "not_found", f"No function answers {request.path}.", target="url"))
@@ -85,11 +119,142 @@ class LocalHost:
         message = f"{request.path} answers {methods} only, not {request.method}."
         return _answer(ApiError(404, "not_found", message, target="method"))
 
+    def _guarded(self, app: WSGIApplication) -> WSGIApplication:
+        """A mounted application (the sandbox) behind the checks that guard `make_call`."""
+
+        def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+            refusal = self._foreign(Request(environ)) or _buffer_body(environ)
+            if refusal is not None:
+                return _answer(refusal)(environ, start_response)
+            return app(environ, start_response)
+
+        return guarded
+
+    def _foreign(self, request: Request) -> ApiError | None:
+        """Why a request that is not a webhook is refused: it came from elsewhere than this machine's
+        own tools (a tunnel, another machine), or from a web page on another origin."""
+        path = request.script_root + request.path  # the sandbox sees its own path only
+        elsewhere = _from_elsewhere(request)
+        if elsewhere is not None:
+            logger.warning(
+                "Refused %s %s: it %s, and only Twilio's signed webhooks are served there",
+                request.method,
+                path,
+                elsewhere,
+            )
+            message = (
+                f"{path} is served to this machine only. Through a tunnel or from another machine,"
+                f" this host serves only Twilio's signed webhooks ({self.webhooks})."
+            )
+            return ApiError(403, "local_only", message, target="url")
+        page = _other_origin(request)
+        if page is not None:
+            logger.warning(
+                "Refused %s %s: it was sent by a web page on another origin (%s)", request.method, path, page
+            )
+            message = (
+                f"{path} does not answer a web page on another origin; send the request yourself"
+                " (curl, the invoker) or use the sandbox's own page."
+            )
+            return ApiError(403, "cross_origin_request", message, target="Origin")
+        return None
+
     def banner(self, base_url: str) -> str:
         lines = ["Functions:", ""]
         for f in self.functions:
             lines.append(f"        {f.name}: [{','.join(f.methods)}] {base_url}{f.path(self.prefix)}")
         return "\n".join(lines)
+
+
+class HostRequestHandler(WSGIRequestHandler):
+    """werkzeug's request handler, taking the request target as sent and reading no more of a body
+    than the host needs.
+
+    http.server folds a target's leading `//` into `/`, so `//api/make_call` would reach `make_call`,
+    which it does not in Azure: the target is kept as sent, for the host to answer 404.
+
+    http.server and werkzeug ask for the body (100 Continue) before the application runs, and werkzeug
+    drains whatever a client still sends after the answer, up to 10 GB, 10 MB at a time, waiting for
+    each 10 MB: a refused 100 MB body would be read, and held, all the same. Here 100 Continue waits for
+    the first read of the body; after the answer, the input gives what has arrived without waiting for
+    more, and past `INPUT_LIMIT` bytes it ends, so the connection is closed instead.
+    """
+
+    # Room for a body at the limit in any chunk framing, and for a small body the answer left unread.
+    INPUT_LIMIT = 16 * MAX_BODY_BYTES
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        words = self.requestline.split()
+        if parsed and len(words) > 1:
+            self.path = words[1]
+        return parsed
+
+    def handle_expect_100(self) -> bool:
+        """Not yet: http.server would ask for the body as soon as the headers are read."""
+        return True
+
+    def run_wsgi(self) -> None:
+        expects = self.headers.get("Expect", "").lower().strip(" \t") == "100-continue"
+        if expects:
+            del self.headers["Expect"]
+        self.rfile = _BoundedInput(self.rfile, self.INPUT_LIMIT, self._continue if expects else None)
+        super().run_wsgi()
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        if isinstance(self.rfile, _BoundedInput):
+            self.rfile.answered()
+        super().send_response(code, message)
+
+    def _continue(self) -> None:
+        self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.wfile.flush()
+
+
+class _BoundedInput(io.BufferedIOBase):
+    """A connection's input that ends, as if the client had stopped sending, after `limit` bytes,
+    and calls `on_first_read` before it is first read."""
+
+    def __init__(self, stream: io.BufferedIOBase, limit: int, on_first_read: Callable[[], None] | None) -> None:
+        super().__init__()
+        self._stream = stream
+        self._left = limit
+        self._read: Callable[[int], bytes] = stream.read
+        self.on_first_read = on_first_read
+
+    def answered(self) -> None:
+        """The answer is on its way: a body not yet asked for is not to be sent, and what is read
+        now (werkzeug's drain) is what has arrived, without waiting for a client that has stopped."""
+        self.on_first_read = None
+        self._read = self._stream.read1
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Closes the connection's input too, which the socket waits for to close."""
+        self._stream.close()
+        super().close()
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._counted(self._read, size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._counted(self._stream.read1, size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._counted(self._stream.readline, size)
+
+    def _counted(self, read: Callable[[int], bytes], size: int | None) -> bytes:
+        allowed = self._left if size is None or size < 0 else min(size, self._left)
+        if allowed <= 0:
+            return b""
+        first_read, self.on_first_read = self.on_first_read, None
+        if first_read is not None:
+            first_read()
+        data = read(allowed)
+        self._left -= len(data)
+        return data
 
 
 def invoke(function: HttpFunction, request: Request, *, app_service_frontend: bool = False) -> Response:
@@ -133,6 +298,86 @@ def _to_wsgi(result: func.HttpResponse) -> Response:
 
 def _answer(error: ApiError) -> Response:
     return _to_wsgi(error_response(error))
+
+
+def _malformed(environ: WSGIEnvironment) -> ApiError | None:
+    """A request target that is not a path (absolute-form or `*`), as only a proxy is sent, or a
+    Content-Length that is not a number: a front end answers both 400."""
+    target = environ.get("REQUEST_URI") or environ.get("RAW_URI") or "/"
+    if not target.startswith("/"):
+        message = "The request target must be a path, such as /api/make_call, not a URL."
+        return ApiError(400, "malformed_request", message, target="url")
+    declared = environ.get("CONTENT_LENGTH", "")
+    if declared and not _DIGITS.fullmatch(declared):
+        return ApiError(400, "malformed_request", "Content-Length must be a number of bytes.", target="Content-Length")
+    return None
+
+
+def _unroutable(environ: WSGIEnvironment) -> ApiError | None:
+    """`/api%2Fmake_call` and `//api/make_call` reach no function in Azure: werkzeug would decode the
+    one and fold the other into /api/make_call."""
+    target = environ.get("REQUEST_URI") or environ.get("RAW_URI") or "/"
+    path = target.split("?", 1)[0]
+    if not _UNROUTABLE.search(path):
+        return None
+    return ApiError(404, "not_found", f"No function answers {path}.", target="url")
+
+
+def _buffer_body(environ: WSGIEnvironment) -> ApiError | None:
+    """Read the body, refusing it once it is over the limit: from its Content-Length before a byte
+    is read, else (chunked) as soon as one byte more than the limit has arrived. What is served
+    next reads it from memory."""
+    declared = environ.get("CONTENT_LENGTH", "")
+    too_large = ApiError(413, "payload_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.", target="body")
+    if declared and int(declared) > MAX_BODY_BYTES:
+        return too_large
+    stream = get_input_stream(environ)
+    body = bytearray()
+    try:
+        while len(body) <= MAX_BODY_BYTES and (data := stream.read(min(_READ_SIZE, MAX_BODY_BYTES + 1 - len(body)))):
+            body += data
+    except (OSError, ClientDisconnected):
+        return ApiError(400, "malformed_request", "The body ended before its framing said it would.", target="body")
+    if len(body) > MAX_BODY_BYTES:
+        return too_large
+    environ["wsgi.input"] = io.BytesIO(body)
+    return None
+
+
+def _from_elsewhere(request: Request) -> str | None:
+    """How a request shows it did not come from this machine's own tools, if it does."""
+    forwarded = next((name for name in _FORWARDING_HEADERS if name in request.headers), None)
+    if forwarded is not None:
+        return f"came through a proxy ({forwarded})"
+    host = request.headers.get("Host", "")
+    if not _is_loopback(_host_name(host)):
+        return f"was addressed to {host!r}, not to a loopback name"
+    peer = request.remote_addr
+    if not _is_loopback(peer):
+        return f"came from {peer}, not from this machine"
+    return None
+
+
+def _other_origin(request: Request) -> str | None:
+    """How a request shows that a web page on another origin sent it, if it does."""
+    site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
+    if site in _OTHER_SITES:
+        return f"Sec-Fetch-Site: {site}"
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.strip().lower() != f"{request.scheme}://{request.host}".lower():
+        return f"Origin: {origin!r}"
+    return None
+
+
+def _is_loopback(name: str | None) -> bool:
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name or "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 def _route_key(path: str) -> str:

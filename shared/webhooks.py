@@ -27,6 +27,8 @@ from shared.settings import LOCAL_HOST, get_settings
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
+# Set on every handler twilio_webhook returns: the local host serves only these through a tunnel.
+SIGNED_MARK = "twilio_signed"
 
 
 def twilio_webhook(handler: Handler) -> Handler:
@@ -38,7 +40,14 @@ def twilio_webhook(handler: Handler) -> Handler:
         verify_signature(req, handler.__name__)
         return handler(req)
 
+    setattr(wrapper, SIGNED_MARK, True)
     return wrapper
+
+
+def is_twilio_webhook(handler: Handler) -> bool:
+    """Whether the handler's requests must carry Twilio's signature (functools.wraps keeps the mark
+    through any decorator put around it)."""
+    return getattr(handler, SIGNED_MARK, False) is True
 
 
 def verify_signature(req: func.HttpRequest, function: str) -> None:

@@ -10,16 +10,18 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def serving(
+    app: Any, host: str = "127.0.0.1", request_handler: type[WSGIRequestHandler] | None = None
+) -> Iterator[str]:
+    server = make_server(host, 0, app, threaded=True, request_handler=request_handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.port}"
+        yield f"http://{host}:{server.port}"
     finally:
         server.shutdown()
         server.server_close()

@@ -129,9 +129,10 @@ class Receiver:
             return [hit for hit in self.hits if hit.url.split("?")[0].endswith(path)]
 
 
-def rendered_text(url: str, profile: Path) -> str:
+def rendered_text(url: str, profile: Path, *flags: str) -> str:
     """The page as a person reads it: Chromium renders it headless, in a fresh profile that
-    reaches nothing but the page; the text of the rendered body comes back, on one line."""
+    reaches nothing but the page (and what it loads), with any other `flags`; the text of the
+    rendered body comes back, on one line."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed: `make chromium` as root installs it")
     command = [
@@ -145,6 +146,7 @@ def rendered_text(url: str, profile: Path) -> str:
         "--disable-component-update",
         "--disable-sync",
         f"--user-data-dir={profile}",
+        *flags,
         "--dump-dom",
         url,
     ]
