@@ -72,7 +72,7 @@ $(STORAGE_EMULATOR)/node_modules/.installed: $(STORAGE_EMULATOR)/package.json $(
 
 # Kusto.Language (Microsoft's KQL parser), pinned the same way.
 $(KQL_ANALYZER)/node_modules/.installed: $(KQL_ANALYZER)/package.json $(KQL_ANALYZER)/package-lock.json
-	@echo "Setting up the KQL analyzer: Kusto.Language (about 30 MB, seconds)..."
+	@echo "Setting up the KQL analyzer: Kusto.Language (about 30 MB, under a minute)..."
 	$(PYTHON) -m devtools.npm $(KQL_ANALYZER)
 	touch $@
 

@@ -19,11 +19,12 @@ from urllib.parse import urlsplit
 from werkzeug.serving import make_server
 
 from devtools.azurite import Azurite
+from devtools.connection import HostRequestHandler
 from devtools.functions import ROOT, route_prefix
 from devtools.ports import port_taken
 from devtools.sandbox.run import Sandbox, has_credentials, use_sandbox_credentials
 from devtools.sandbox.webhooks import LocalRoute
-from devtools.wsgi import HostRequestHandler, LocalHost
+from devtools.wsgi import LocalHost
 from shared.settings import LOCAL_HOST, STORAGE
 
 if TYPE_CHECKING:

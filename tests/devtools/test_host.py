@@ -605,13 +605,24 @@ SET_UPS = {
         "devtools/storage-emulator/package-lock.json",
         "-m devtools.npm",
     ),
+    "the KQL analyzer": (
+        "tests/deploy/kql/node_modules/.installed",
+        "tests/deploy/kql/package-lock.json",
+        "-m devtools.npm",
+    ),
 }
 
 
 @pytest.mark.processes
 @pytest.mark.parametrize(
     ("goal", "what"),
-    [("run", ".venv"), ("run", "the Twilio sandbox"), ("run", "the storage emulator"), ("test", ".venv-infra")],
+    [
+        ("run", ".venv"),
+        ("run", "the Twilio sandbox"),
+        ("run", "the storage emulator"),
+        ("test", ".venv-infra"),
+        ("test", "the KQL analyzer"),
+    ],
 )
 def test_make_says_what_it_sets_up_and_about_how_long_before_it_starts(goal: str, what: str) -> None:
     stamp, changed, install = SET_UPS[what]

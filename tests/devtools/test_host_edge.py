@@ -21,10 +21,11 @@ import requests
 from twilio.request_validator import RequestValidator
 
 import function_app
+from devtools.connection import HostRequestHandler
 from devtools.functions import http_functions
 from devtools.ports import free_port
 from devtools.sandbox.webhooks import voice_params
-from devtools.wsgi import HostRequestHandler, LocalHost
+from devtools.wsgi import LocalHost
 from shared.params import MAX_BODY_BYTES
 from shared.webhooks import twilio_webhook
 from testing.standins import TwilioStandIn
