@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 ADMIN_ROUTE = "/admin"
 _FUNCTION_PATH = re.compile(r"/functions/(?P<name>[^/]+)")
+STOP_WAIT = 10.0  # seconds; a sweep gives up on a silent store sooner
 _BROWSER_SITES = frozenset({"cross-site", "same-site"})  # Sec-Fetch-Site of a request another page made
 
 
@@ -78,9 +79,10 @@ class Timers:
             self._threads.append(thread)
 
     def stop(self) -> None:
+        """No run starts after this; one under way is waited for a while, then left to end with the host."""
         self._stopping.set()
         for thread in self._threads:
-            thread.join()
+            thread.join(STOP_WAIT)
 
     def banner(self) -> Iterable[str]:
         now = datetime.now(UTC)
@@ -110,7 +112,9 @@ class Timers:
             return _answer(error)
         reason = "This function was programmatically called via the host APIs."
         threading.Thread(target=run, args=(function, reason), name=f"admin-{function.name}", daemon=True).start()
-        return Response(status=202)
+        accepted = Response(status=202)
+        accepted.headers.remove("Content-Type")  # nothing to type, as the Functions host answers
+        return accepted
 
     def _asked_for(self, request: Request) -> TimerFunction:
         """The function a request may run, or why not."""

@@ -216,7 +216,7 @@ def test_a_store_that_is_down_is_logged_at_error_per_table_and_not_raised(
 
 
 @pytest.fixture
-def keys_unreadable(storage: Azurite, env: pytest.MonkeyPatch) -> None:
+def keys_unreadable(storage: Azurite, env: pytest.MonkeyPatch) -> Iterator[None]:
     """Azurite behind a pass-through that answers 500 to every query of the keys table."""
 
     def forward(environ: dict[str, Any], start_response: Any) -> list[bytes]:
