@@ -79,7 +79,8 @@ class Timers:
             self._threads.append(thread)
 
     def stop(self) -> None:
-        """No run starts after this; one under way is waited for a while, then left to end with the host."""
+        """No scheduled run starts after this; one under way, scheduled or asked for, is waited for a while,
+        so that its log is complete, then left to end with the host."""
         self._stopping.set()
         for thread in self._threads:
             thread.join(STOP_WAIT)
@@ -111,7 +112,9 @@ class Timers:
         except ApiError as error:
             return _answer(error)
         reason = "This function was programmatically called via the host APIs."
-        threading.Thread(target=run, args=(function, reason), name=f"admin-{function.name}", daemon=True).start()
+        thread = threading.Thread(target=run, args=(function, reason), name=f"admin-{function.name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
         accepted = Response(status=202)
         accepted.headers.remove("Content-Type")  # nothing to type, as the Functions host answers
         return accepted

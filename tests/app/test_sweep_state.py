@@ -4,8 +4,10 @@ deletes and which it keeps, its batches, its log, and a store that fails."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,23 +15,28 @@ from azure.data.tables import TableClient, TableServiceClient
 
 import function_app
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
-from devtools.functions import timer_functions
-from devtools.timers import timer_request
+from devtools.functions import TimerFunction, timer_functions
+from devtools.timers import next_occurrence, timer_request
 from shared import idempotency, limits
-from shared.sweep import sweep
+from shared.sweep import BATCH, sweep
 from testing.standins import TwilioStandIn
 from tests.app.state_support import CALL, forwarded, keyed
 from tests.servers import serving
 from tests.support import logged
 
+ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2031, 5, 17, 10, 20, 30, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 
 
-def run_sweep_state() -> None:
-    """The function as the worker indexes and triggers it."""
+def sweep_state() -> TimerFunction:
+    """The function as the worker indexes it."""
     (function,) = [f for f in timer_functions(function_app.app) if f.name == "sweep_state"]
-    function.handler(timer_request(past_due=False))
+    return function
+
+
+def run_sweep_state() -> None:
+    sweep_state().handler(timer_request(past_due=False))
 
 
 def tables(azurite: Azurite) -> TableServiceClient:
@@ -249,3 +256,48 @@ def test_without_storage_there_is_nothing_to_sweep(caplog: pytest.LogCaptureFixt
     assert logged(caplog, "shared.sweep") == [
         ("WARNING", "No storage is configured (AzureWebJobsStorage): nothing to sweep")
     ]
+
+
+# --- what the docs say -----------------------------------------------------------------------------------------------
+
+
+def _section(page: str, heading: str) -> str:
+    text = (ROOT / page).read_text(encoding="utf-8")
+    return text.split(f"\n{heading}\n", 1)[1].split("\n#", 1)[0]
+
+
+def test_the_readme_lists_sweep_state_with_its_schedule() -> None:
+    schedule = sweep_state().schedule
+    runs = next_occurrence(schedule, NOW)
+    (row,) = [
+        line for line in _section("README.md", "## Functions").splitlines() if line.startswith("| `sweep_state` |")
+    ]
+
+    assert f"| timer, daily at {runs:%H:%M} UTC (`{schedule}`) |" in row
+    assert next_occurrence(schedule, runs) - runs == timedelta(days=1)
+
+
+def test_what_is_stored_says_how_long_rows_live_until_sweep_state_deletes_them() -> None:
+    """A key's row lives until the first run after its 24 hours; a counter's until the first run after its hour."""
+    schedule = sweep_state().schedule
+    stored = " ".join(_section("docs/reliability.md", "## What is stored, where, and for how long").split())
+    first_uses = [NOW + timedelta(minutes=minutes) for minutes in range(0, 24 * 60, 7)]
+
+    longest_key = max(next_occurrence(schedule, used + idempotency.KEEP) - used for used in first_uses)
+    longest_counter = max(next_occurrence(schedule, ended) - ended for ended in first_uses)
+    assert longest_key <= timedelta(hours=48)
+    assert longest_counter <= timedelta(days=1)
+    assert "`sweep_state` deletes it at its next run, so a row lives at most 48 hours" in stored
+    assert "so a number's row lives at most a day after its hour ends" in stored
+    assert f"runs daily at {next_occurrence(schedule, NOW):%H:%M} UTC (`{schedule}`)" in stored
+    assert f"in transactions of up to {BATCH}" in stored
+
+
+def test_the_api_reference_shows_the_line_sweep_state_logs(storage: Azurite, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    add_keys(keys_table(storage), "make_call", NOW - 2 * idempotency.KEEP, 12)
+
+    sweep(NOW)
+
+    shown = re.findall(r"such as `(Deleted [^`]*)`", _section("docs/api.md", "## sweep_state"))
+    assert shown == [logged(caplog, "shared.sweep")[0][1]]

@@ -8,6 +8,7 @@ import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import azure.functions as func
 import pytest
@@ -25,6 +26,7 @@ from tests.host_process import REAL_TWILIO, start_host, stop_host, wait_until_up
 from tests.servers import serving
 from tests.support import eventually, logged
 
+ROOT = Path(__file__).resolve().parents[2]
 NOT_FOUND = {
     "error": {"code": "not_found", "message": f"No function answers {ADMIN_ROUTE}/functions/tick.", "target": "url"}
 }
@@ -32,11 +34,13 @@ timer_app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 # What the timer function was handed, each time it ran.
 ran: queue.Queue[func.TimerRequest] = queue.Queue()
 failures_left = [0]  # runs that fail before one succeeds
+held = threading.Event()  # a run waits until it is set
 
 
 @timer_app.function_name("tick")
 @timer_app.timer_trigger(arg_name="timer", schedule="* * * * * *", run_on_startup=False, use_monitor=False)
 def tick(timer: func.TimerRequest) -> None:
+    held.wait()
     if failures_left[0]:
         failures_left[0] -= 1
         raise RuntimeError("tick failed")
@@ -53,6 +57,7 @@ def nothing_ran_yet() -> None:
     while not ran.empty():
         ran.get()
     failures_left[0] = 0
+    held.set()
 
 
 @pytest.fixture
@@ -138,6 +143,16 @@ def test_a_stopped_schedule_runs_nothing_more(timers: Timers) -> None:
 
     threading.Event().wait(1.5)  # past the next occurrence of a schedule of every second
     assert ran.empty()
+
+
+def test_stopping_waits_for_a_run_under_way(timers: Timers, host: str) -> None:
+    held.clear()
+    assert run_now(host).status_code == 202
+    threading.Timer(0.2, held.set).start()
+
+    timers.stop()
+
+    assert not ran.empty()
 
 
 def test_the_banner_gives_the_schedule_its_next_run_and_the_command_that_runs_it_now(timers: Timers) -> None:
@@ -307,6 +322,21 @@ def test_the_invoker_runs_sweep_state_through_make_runs_host() -> None:
     finally:
         output = stop_host(process)
 
-    assert "        sweep_state: timerTrigger 0 30 3 * * * (next at " in output
+    (shown,) = [line.strip() for line in output.splitlines() if "sweep_state: timerTrigger" in line]
+    assert re.sub(r"next at \S+Z;", "next at …Z;", shown) in (ROOT / "docs/local-development.md").read_text()
     assert "Deleted 1 stale rows from table idempotency" in output
     assert "Executed 'Functions.sweep_state' (Succeeded)" in output
+
+
+def test_the_docs_describe_the_admin_endpoint_and_its_refusals() -> None:
+    page = " ".join((ROOT / "docs/local-development.md").read_text(encoding="utf-8").split())
+    errors = (ROOT / "docs/api.md").read_text(encoding="utf-8")
+
+    assert f'on `POST {ADMIN_ROUTE}/functions/<name>` with the body `{{"input": ""}}`, answered 202' in page
+    assert "(any other gets 404, through a tunnel too), and no web page (403 `cross_site_request`)" in page
+    assert ".venv/bin/python -m devtools.invoke sweep_state # run the daily timer function now" in page
+    assert (
+        f"| 403 | `cross_site_request` | from `make run`'s admin endpoint (`POST {ADMIN_ROUTE}/functions/<name>`"
+        in errors
+    )
+    assert "| 404 | `not_found` | from `make run`'s admin endpoint: a caller not on this machine" in errors
