@@ -127,7 +127,7 @@ class Timers:
             raise ApiError(404, "not_found", f"No function answers {path}.", target="url")
         if not _same_origin(request):
             logger.warning("Refused %s %s: a request from a web page", request.method, path)
-            message = "The admin endpoint does not answer web pages; run it with python -m devtools.invoke <function>."
+            message = "The admin endpoint does not answer web pages: .venv/bin/python -m devtools.invoke <function>."
             raise ApiError(403, "cross_site_request", message, target="Origin")
         matched = _FUNCTION_PATH.fullmatch(request.path)
         function = self.functions.get(matched["name"]) if matched else None
@@ -145,14 +145,18 @@ class Timers:
 
 
 def _from_this_machine(request: Request) -> bool:
-    """A loopback peer, addressing the host by a loopback name."""
+    """A loopback peer, addressing the host by a loopback name or address."""
     try:
-        peer = ipaddress.ip_address(request.remote_addr or "")
-        name = urlsplit(f"//{request.host}").hostname
+        name = urlsplit(f"//{request.host}").hostname or ""
+        return _loopback(request.remote_addr or "") and (name in LOOPBACK_NAMES or _loopback(name))
     except ValueError:
         return False
-    mapped = getattr(peer, "ipv4_mapped", None)
-    return (mapped or peer).is_loopback and name in LOOPBACK_NAMES
+
+
+def _loopback(address: str) -> bool:
+    """Whether an IP address is loopback, an IPv4 one written as IPv6 too; ValueError if it is none."""
+    parsed = ipaddress.ip_address(address)
+    return (getattr(parsed, "ipv4_mapped", None) or parsed).is_loopback
 
 
 def _same_origin(request: Request) -> bool:

@@ -32,7 +32,8 @@ SWEPT: tuple[tuple[str, Callable[[datetime], tuple[str, dict[str, Any]]]], ...] 
     (limits.TABLE, limits.past_windows),
 )
 # A row changed or deleted since the query read it: its batch is deleted row by row, keeping it.
-_CHANGED = ("UpdateConditionNotSatisfied", "ResourceNotFound")  # a tuple: the SDK may give either as an enum
+# A tuple, compared with ==: the SDK may give the code as its string enum, which a set would hash by name.
+_CHANGED = ("UpdateConditionNotSatisfied", "ResourceNotFound")
 
 
 def sweep(now: datetime) -> None:

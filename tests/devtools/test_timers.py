@@ -267,6 +267,19 @@ def test_the_admin_endpoint_is_hidden_from_a_peer_on_the_network(timers: Timers)
     assert did_not_run()
 
 
+def test_the_admin_endpoint_answers_any_loopback_address_its_host_option_names(timers: Timers) -> None:
+    client = Client(LocalHost(timer_app, "api", mounts={ADMIN_ROUTE: timers.admin}, allowed_hosts=["127.0.0.2"]))
+    response = client.post(
+        f"{ADMIN_ROUTE}/functions/tick",
+        json={"input": ""},
+        headers={"Host": "127.0.0.2:7071"},
+        environ_base={"REMOTE_ADDR": "127.0.0.2"},
+    )
+
+    assert response.status_code == 202
+    assert ran_once()
+
+
 def test_the_admin_endpoint_answers_an_ipv4_mapped_loopback_peer(timers: Timers) -> None:
     client = Client(LocalHost(timer_app, "api", mounts={ADMIN_ROUTE: timers.admin}))
     response = client.post(
