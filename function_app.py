@@ -7,10 +7,11 @@ from make_call import bp as make_call
 from send_sms import bp as send_sms
 from shared.startup import on_load
 from sms_url import bp as sms_url
+from sweep_state import bp as sweep_state
 from voice_url import bp as voice_url
 
 app = func.FunctionApp()
-for blueprint in (make_call, voice_url, sms_url, send_sms, call_status):
+for blueprint in (make_call, voice_url, sms_url, send_sms, call_status, sweep_state):
     app.register_functions(blueprint)
 
 on_load()

@@ -1,5 +1,5 @@
-"""The HTTP functions of the app, read from the app itself as the Python worker indexes them,
-and the request parameters as the Functions host hands them to the worker."""
+"""The HTTP and timer functions of the app, read from the app itself as the Python worker indexes
+them, and the request parameters as the Functions host hands them to the worker."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 import azure.functions as func
 from azure.functions.decorators.function_app import Function
 from azure.functions.decorators.http import HttpTrigger
+from azure.functions.decorators.timer import TimerTrigger
 
 from shared.webhooks import is_twilio_webhook
 
@@ -69,6 +70,24 @@ def http_functions(app: func.FunctionApp) -> list[HttpFunction]:
                 handler=function.get_user_function(),
             )
         )
+    return found
+
+
+@dataclass(frozen=True)
+class TimerFunction:
+    name: str
+    schedule: str  # NCRONTAB: six fields, seconds first
+    handler: Callable[[func.TimerRequest], None]
+
+
+def timer_functions(app: func.FunctionApp) -> list[TimerFunction]:
+    found = []
+    for function in indexed(app):
+        trigger = function.get_trigger()
+        if isinstance(trigger, TimerTrigger):
+            name = function.get_function_name()
+            assert name is not None
+            found.append(TimerFunction(name, trigger.schedule, function.get_user_function()))
     return found
 
 

@@ -24,6 +24,7 @@ from devtools.functions import ROOT, route_prefix
 from devtools.ports import port_taken
 from devtools.sandbox.run import Sandbox, has_credentials, use_sandbox_credentials
 from devtools.sandbox.webhooks import LocalRoute
+from devtools.timers import ADMIN_ROUTE, Timers
 from devtools.wsgi import LocalHost
 from shared.settings import LOCAL_HOST, STORAGE
 
@@ -188,6 +189,8 @@ def _serve(args: argparse.Namespace, twilio: Sandbox | None) -> int:
 
     import function_app
 
+    timers = Timers(function_app.app)
+    mounts[ADMIN_ROUTE] = timers.admin
     public_host = urlsplit(os.environ.get("PUBLIC_BASE_URL", "").strip()).hostname
     host = LocalHost(
         function_app.app,
@@ -198,12 +201,15 @@ def _serve(args: argparse.Namespace, twilio: Sandbox | None) -> int:
     )
     server = make_server(args.host, args.port, host, threaded=True, request_handler=HostRequestHandler)
     address = f"http://{args.host}:{server.port}"
-    print(host.banner(address), "\n\nFor detailed output, see the log lines below. Press Ctrl+C to stop.", flush=True)
+    banner = "\n".join([host.banner(address), *timers.banner()])
+    print(banner, "\n\nFor detailed output, see the log lines below. Press Ctrl+C to stop.", flush=True)
     if args.note_address is not None:
         _note_address(args.note_address, address)
+    timers.start()
     try:
         server.serve_forever()
     finally:
+        timers.stop()
         server.server_close()
         if args.note_address is not None:
             _forget_address(args.note_address, address)

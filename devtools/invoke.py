@@ -4,6 +4,7 @@ python -m devtools.invoke voice_url                 # a call connecting
 python -m devtools.invoke sms_url --body "Hi"       # a text arriving (the sandbox records it and the reply)
 python -m devtools.invoke call_status --status completed
 python -m devtools.invoke call [--sid CA...]        # replay a sandbox call's voice_url (the last one by default)
+python -m devtools.invoke sweep_state               # run a timer function now, as Core Tools' admin endpoint does
 
 It sends to the app where `make run` serves it (the address noted in .run/address), else to
 http://127.0.0.1:7071; --base-url names another. With PUBLIC_BASE_URL set (a tunnel), a webhook
@@ -25,8 +26,10 @@ from devtools.functions import ROOT
 from devtools.host import ADDRESS_FILE, DEFAULT_PORT, SANDBOX_ROUTE, load_local_settings
 from devtools.sandbox.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from devtools.sandbox.webhooks import LocalRoute, send_signed, sms_params, status_params, voice_params
+from devtools.timers import ADMIN_ROUTE
 
 DEFAULT_BASE_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+WEBHOOK_KINDS = {"voice_url": "voice", "sms_url": "sms", "call_status": "status"}
 
 
 def replay_call(route: LocalRoute, account_sid: str, auth_token: str, call_sid: str | None = None) -> requests.Response:
@@ -64,9 +67,18 @@ def deliver_text(
     return requests.post(f"{sandbox}/inbound", json=document, auth=(account_sid, auth_token), timeout=30)
 
 
+def run_timer(route: LocalRoute, name: str) -> requests.Response | None:
+    """Ask the local host to run the timer function `name` now, as Core Tools is asked; None where
+    the app has no timer function by that name."""
+    response = requests.post(f"{route.local_base}{ADMIN_ROUTE}/functions/{name}", json={"input": ""}, timeout=15)
+    return None if response.status_code == 404 else response
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Send a signed Twilio webhook to the app.")
-    parser.add_argument("function", help="voice_url, sms_url, call_status, any later webhook, or 'call'")
+    parser = argparse.ArgumentParser(description="Send a signed Twilio webhook to the app, or run a timer function.")
+    parser.add_argument(
+        "function", help="voice_url, sms_url, call_status, any later webhook, 'call', or a timer function (sweep_state)"
+    )
     parser.add_argument(
         "--base-url",
         metavar="URL",
@@ -102,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    print(f"HTTP {response.status_code} {response.headers.get('Content-Type', '')}")
+    print(f"HTTP {response.status_code} {response.headers.get('Content-Type', '')}".rstrip())
+    if response.status_code == 202:
+        print(f"{args.function} runs on the local host now: its log says how it went.")
+        return 0
     print(
         response.text
         if "json" not in response.headers.get("Content-Type", "")
@@ -129,7 +144,11 @@ def _param(text: str) -> tuple[str, str]:
 def _send(args: argparse.Namespace, route: LocalRoute, account_sid: str, auth_token: str) -> requests.Response:
     if args.function == "call":
         return replay_call(route, account_sid, auth_token, args.sid)
-    kind = args.kind or {"voice_url": "voice", "sms_url": "sms", "call_status": "status"}.get(args.function, "voice")
+    if args.kind is None and args.function not in WEBHOOK_KINDS:
+        started = run_timer(route, args.function)
+        if started is not None:
+            return started
+    kind = args.kind or WEBHOOK_KINDS.get(args.function, "voice")
     params = {
         "voice": lambda: voice_params(account_sid),
         "sms": lambda: sms_params(account_sid, args.body),

@@ -85,7 +85,7 @@ class LocalHost:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         refusal = _malformed(environ) or self._misdirected(environ) or _unroutable(environ)
         if refusal is not None:
-            return _answer(refusal)(environ, start_response)
+            return answer(refusal)(environ, start_response)
         return self._dispatch(environ, start_response)
 
     def _misdirected(self, environ: WSGIEnvironment) -> ApiError | None:
@@ -110,13 +110,13 @@ class LocalHost:
         if function is not None:
             refusal = (None if function.webhook else self._foreign(request)) or _buffer_body(request.environ)
             if refusal is not None:
-                return _answer(refusal)
+                return answer(refusal)
             return invoke(function, request, app_service_frontend=self.app_service_frontend)
         if not routed:
-            return _answer(ApiError(404, "not_found", f"No function answers {request.path}.", target="url"))
+            return answer(ApiError(404, "not_found", f"No function answers {request.path}.", target="url"))
         methods = ", ".join(dict.fromkeys(m for f in routed for m in f.methods))
         message = f"{request.path} answers {methods} only, not {request.method}."
-        return _answer(ApiError(404, "not_found", message, target="method"))
+        return answer(ApiError(404, "not_found", message, target="method"))
 
     def _guarded(self, app: WSGIApplication) -> WSGIApplication:
         """A mounted application (the sandbox) behind the checks that guard `make_call`."""
@@ -124,7 +124,7 @@ class LocalHost:
         def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             refusal = self._foreign(Request(environ)) or _buffer_body(environ)
             if refusal is not None:
-                return _answer(refusal)(environ, start_response)
+                return answer(refusal)(environ, start_response)
             return app(environ, start_response)
 
         return guarded
@@ -204,7 +204,7 @@ def _to_wsgi(result: func.HttpResponse) -> Response:
     return Response(answer["body"].value, status=int(answer["status_code"].value), headers=headers)
 
 
-def _answer(error: ApiError) -> Response:
+def answer(error: ApiError) -> Response:
     return _to_wsgi(error_response(error))
 
 

@@ -163,3 +163,9 @@ def _first_answer(found: TableEntity, request_fingerprint: str, now: datetime) -
             " unknown, check before retrying with a new key.",
         ).body(),
     )
+
+
+def expired_rows(now: datetime) -> tuple[str, dict[str, Any]]:
+    """The keys first used more than KEEP ago, as a Table query: `begin` treats each as unused, so
+    deleting one changes no answer."""
+    return "Created lt @kept_since", {"kept_since": now - KEEP}

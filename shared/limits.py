@@ -175,3 +175,18 @@ def _warn_limits_off() -> None:
     logger.warning(
         "No storage is configured (AzureWebJobsStorage): DESTINATION_HOURLY_LIMIT and DAILY_LIMIT are not applied"
     )
+
+
+def past_windows(now: datetime) -> tuple[str, dict[str, Any]]:
+    """The counters whose window has ended, as a Table query: `_take` counts each as zero, so deleting
+    one changes no count. Windows are spelled as `_counters` spells them, the app's by the UTC day and
+    every other counter by the hour, and such a string sorts as its time does."""
+    utc = now.astimezone(UTC)
+    ended = "( RowKey eq @app and Window lt @day ) or ( RowKey ne @app and Window lt @hour )"
+    parameters = {
+        "partition": PARTITION,
+        "app": APP_ROW,
+        "day": utc.strftime("%Y%m%d"),
+        "hour": utc.strftime("%Y%m%d%H"),
+    }
+    return f"PartitionKey eq @partition and ( {ended} )", parameters

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
 from devtools.ports import free_port
 from testing.standins import TwilioStandIn
-from tests.app.state_support import HeldTwilio
+from tests.app.state_support import HeldTwilio, forwarded
 from tests.servers import serving
 
 
@@ -47,23 +46,8 @@ def table_round_trips(storage: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iter
     sent: list[str] = []
 
     def forward(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else None
-        headers = {k[5:].replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_") and k != "HTTP_HOST"}
-        if environ.get("CONTENT_TYPE"):
-            headers["Content-Type"] = environ["CONTENT_TYPE"]
-        target = environ["RAW_URI"]
-        sent.append(f"{environ['REQUEST_METHOD']} {target.split('?')[0]}")
-        connection = http.client.HTTPConnection(storage.host, storage.port, timeout=10)
-        try:
-            connection.request(environ["REQUEST_METHOD"], target, body, headers)
-            answer = connection.getresponse()
-            data = answer.read()
-        finally:
-            connection.close()
-        kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in {"connection", "transfer-encoding"}]
-        start_response(f"{answer.status} {answer.reason}", kept)
-        return [data]
+        sent.append(f"{environ['REQUEST_METHOD']} {environ['RAW_URI'].split('?')[0]}")
+        return forwarded(storage, environ, start_response)
 
     with serving(forward) as url:
         monkeypatch.setenv("AzureWebJobsStorage", connection_string(f"{url}/{ACCOUNT_NAME}"))

@@ -4,6 +4,7 @@ storage's place."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -69,3 +70,22 @@ def table_error(code: str) -> dict[str, Any]:
 
 def table(azurite: Azurite, name: str) -> TableClient:
     return TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(name)
+
+
+def forwarded(azurite: Azurite, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """A request to a pass-through in Azurite's place, sent on to Azurite as it came, and its answer sent back."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else None
+    headers = {k[5:].replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_") and k != "HTTP_HOST"}
+    if environ.get("CONTENT_TYPE"):
+        headers["Content-Type"] = environ["CONTENT_TYPE"]
+    connection = http.client.HTTPConnection(azurite.host, azurite.port, timeout=10)
+    try:
+        connection.request(environ["REQUEST_METHOD"], environ["RAW_URI"], body, headers)
+        answer = connection.getresponse()
+        data = answer.read()
+    finally:
+        connection.close()
+    kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in {"connection", "transfer-encoding"}]
+    start_response(f"{answer.status} {answer.reason}", kept)
+    return [data]

@@ -1,4 +1,5 @@
-"""The app as the Python worker indexes it: names, routes, methods, auth levels, and a light import."""
+"""The app as the Python worker indexes it: names, routes, methods, auth levels, the timer's schedule, and a
+light import."""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import azure.functions as func
 import pytest
 from azure.functions.decorators.http import HttpTrigger
+from azure.functions.decorators.timer import TimerTrigger
 
 import function_app
 from devtools.functions import indexed, route_prefix
+from devtools.timers import next_occurrence
 from shared.settings import ROUTE_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +27,8 @@ def _indexed() -> dict[str, tuple[str, list[str], str]]:
     found = {}
     for function in indexed(function_app.app):
         trigger = function.get_trigger()
-        assert isinstance(trigger, HttpTrigger)
+        if not isinstance(trigger, HttpTrigger):
+            continue
         bindings = json.loads(function.get_function_json())["bindings"]
         assert {b["type"] for b in bindings} == {"httpTrigger", "http"}
         assert trigger.name == "req"
@@ -42,6 +47,23 @@ def test_functions_are_indexed_with_their_routes_methods_and_auth_levels() -> No
         "send_sms": ("send_sms", ["POST"], func.AuthLevel.FUNCTION.value),
         "call_status": ("call_status", ["POST"], func.AuthLevel.ANONYMOUS.value),
     }
+
+
+def test_sweep_state_is_indexed_as_a_timer_trigger_on_its_daily_schedule() -> None:
+    (function,) = [f for f in indexed(function_app.app) if not isinstance(f.get_trigger(), HttpTrigger)]
+    (binding,) = json.loads(function.get_function_json())["bindings"]
+    first = next_occurrence(binding["schedule"], datetime(2031, 5, 17, tzinfo=UTC))
+
+    assert (function.get_function_name(), type(function.get_trigger())) == ("sweep_state", TimerTrigger)
+    assert binding == {
+        "direction": "IN",
+        "type": "timerTrigger",
+        "name": "timer",
+        "schedule": "0 30 3 * * *",
+        "runOnStartup": False,
+        "useMonitor": True,
+    }
+    assert next_occurrence(binding["schedule"], first) - first == timedelta(days=1)
 
 
 def test_route_prefix_in_host_json_matches_the_links_the_app_builds() -> None:

@@ -3,8 +3,9 @@
 From Python 3.13 the Functions host starts a proxy worker that hands each message of its gRPC stream to the
 library's `handle_event` functions and streams back what they return. This script plays host and proxy worker
 in one process, without the channel: worker init, the functions' metadata (the library indexes function_app.py),
-one load request per function, then one invocation per HTTP request read as JSON from stdin (its fields as the
-host fills them in), each as an RpcHttp message. What the library answered is written to stdout as JSON.
+one load request per function, then one invocation per request read as JSON from stdin (its fields as the
+host fills them in), each as an RpcHttp message or, for a timer, as the JSON the host sends. What the library
+answered is written to stdout as JSON.
 
 Run it as `python -I tests/deploy/proxy_worker.py` from the app directory: the app directory is then the working
 directory and the first entry of sys.path, as on Azure, with neither PYTHONPATH nor this script's folder.
@@ -89,15 +90,22 @@ class ProxyWorker:
 
     async def invoke(self, request: dict[str, Any]) -> dict[str, Any]:
         """One HTTP request, bound to the function's trigger by name, its body as bytes alone (the library asks
-        the host for RawHttpBodyBytes and RpcHttpBodyOnly at init)."""
+        the host for RawHttpBodyBytes and RpcHttpBodyOnly at init); or, with `timer`, the JSON the host sends
+        a timer function."""
         function = self.functions.get(request["function"])
         if function is None:
             return {"status": "Failure", "exception": "not indexed", "status_code": 0, "headers": {}, "body": ""}
-        (trigger,) = [name for name, binding in function.bindings.items() if binding.type == "httpTrigger"]
-        http = self.protos.RpcHttp(**{field: request[field] for field in ("method", "url", "headers", "query")})
-        if request["body"]:
-            http.body.CopyFrom(self.protos.TypedData(bytes=request["body"].encode()))
-        data = self.protos.ParameterBinding(name=trigger, data=self.protos.TypedData(http=http))
+        kind = "timerTrigger" if "timer" in request else "httpTrigger"
+        (trigger,) = [name for name, binding in function.bindings.items() if binding.type == kind]
+        if "timer" in request:
+            data = self.protos.ParameterBinding(
+                name=trigger, data=self.protos.TypedData(json=json.dumps(request["timer"]))
+            )
+        else:
+            http = self.protos.RpcHttp(**{field: request[field] for field in ("method", "url", "headers", "query")})
+            if request["body"]:
+                http.body.CopyFrom(self.protos.TypedData(bytes=request["body"].encode()))
+            data = self.protos.ParameterBinding(name=trigger, data=self.protos.TypedData(http=http))
         invocation = self.protos.InvocationRequest(
             invocation_id=str(uuid.uuid4()), function_id=function.function_id, input_data=[data]
         )
