@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import http.client
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
 from devtools.ports import free_port
 from testing.standins import TwilioStandIn
-from tests.app.state_support import HeldTwilio
-from tests.servers import serving
+from tests.app.state_support import HeldTwilio, TableProxy
 
 
 @pytest.fixture(scope="session")
@@ -42,32 +39,20 @@ def unreachable_storage(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def table_round_trips(storage: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Azurite behind a pass-through: each request the app sends to its Table storage, as `METHOD path`."""
-    sent: list[str] = []
+def table_proxy(storage: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[TableProxy]:
+    """Azurite behind a TableProxy, named by AzureWebJobsStorage as the app's Table storage."""
+    proxy = TableProxy(storage).start()
+    monkeypatch.setenv("AzureWebJobsStorage", connection_string(f"{proxy.url}/{ACCOUNT_NAME}"))
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
-    def forward(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else None
-        headers = {k[5:].replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_") and k != "HTTP_HOST"}
-        if environ.get("CONTENT_TYPE"):
-            headers["Content-Type"] = environ["CONTENT_TYPE"]
-        target = environ["RAW_URI"]
-        sent.append(f"{environ['REQUEST_METHOD']} {target.split('?')[0]}")
-        connection = http.client.HTTPConnection(storage.host, storage.port, timeout=10)
-        try:
-            connection.request(environ["REQUEST_METHOD"], target, body, headers)
-            answer = connection.getresponse()
-            data = answer.read()
-        finally:
-            connection.close()
-        kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in {"connection", "transfer-encoding"}]
-        start_response(f"{answer.status} {answer.reason}", kept)
-        return [data]
 
-    with serving(forward) as url:
-        monkeypatch.setenv("AzureWebJobsStorage", connection_string(f"{url}/{ACCOUNT_NAME}"))
-        yield sent
+@pytest.fixture
+def table_round_trips(table_proxy: TableProxy) -> list[str]:
+    """Each request the app sends to its Table storage, as `METHOD path`."""
+    return table_proxy.sent
 
 
 @pytest.fixture
