@@ -716,6 +716,24 @@ def test_a_key_the_store_would_not_mark_as_sending_answers_503_and_is_freed(
     assert len(twilio.creations()) == 1
 
 
+def test_a_mark_as_sending_that_landed_unseen_while_the_store_kept_failing_answers_retries_like_a_sent_request(
+    twilio: TwilioStandIn, storage: Azurite, table_proxy: TableProxy
+) -> None:
+    """What the retry cannot tell apart: nothing was sent, yet the key says it may have been."""
+    table_proxy.upon("PUT", "idempotency", ANSWER_LOST, then=DROPPED)
+    table_proxy.upon("GET", "idempotency", then=DROPPED)
+    table_proxy.upon("DELETE", "idempotency", then=DROPPED)
+    first = keyed("make_call", CALL, KEY)
+    table_proxy.clear()
+    _age(storage, "make_call", timedelta(minutes=5))
+
+    retried = keyed("make_call", CALL, KEY)
+
+    assert (first.status_code, error_of(first)["code"]) == (503, "state_unavailable")
+    assert (retried.status_code, body_json(retried)) == (502, OUTCOME_UNKNOWN)
+    assert twilio.received == []
+
+
 def test_a_request_whose_claim_was_taken_over_before_it_was_sending_answers_409_and_never_asks_twilio(
     twilio: TwilioStandIn, storage: Azurite, table_proxy: TableProxy
 ) -> None:
