@@ -3,6 +3,9 @@
 Counters live in Table storage and are taken with optimistic concurrency (ETags), so two
 instances can never both take the last slot. Each counter row carries its window (the hour
 or the day): a row from an earlier window counts as empty, and rows never multiply with time.
+A number is counted as libphonenumber writes it in E.164, however the caller spelled it. Each
+write also names the request among the counter's last takers, so a request whose write landed
+but whose answer was lost recognises it, and takes one slot, not two.
 """
 
 from __future__ import annotations
@@ -11,17 +14,15 @@ import functools
 import hashlib
 import logging
 import math
-from collections.abc import Sequence
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.errors import ApiError
 from shared.phone_numbers import masked
 from shared.settings import Settings
-
-if TYPE_CHECKING:
-    from azure.data.tables import TableClient
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ PARTITION = "counters"  # one partition, so that a request takes all its slots i
 APP_ROW = "app"
 # Transactions lost to concurrent requests before one settles: each round, one of them wins.
 _ATTEMPTS = 16
-_LOST_RACE = frozenset({"EntityAlreadyExists", "UpdateConditionNotSatisfied"})
+# How many of a counter's last takers it names: a request recognises its own write unless this many
+# others took a slot on the same counter between its write and its next read (it then takes another).
+_TAKERS = 16
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def _counters(number: str, settings: Settings, now: datetime) -> list[_Counter]:
         hour = now.replace(minute=0, second=0, microsecond=0)
         counters.append(
             _Counter(
-                row="to-" + hashlib.sha256(number.encode()).hexdigest(),
+                row="to-" + hashlib.sha256(_e164(number).encode()).hexdigest(),
                 window=hour.strftime("%Y%m%d%H"),
                 limit=hourly,
                 ends=hour + timedelta(hours=1),
@@ -94,68 +97,55 @@ def _counters(number: str, settings: Settings, now: datetime) -> list[_Counter]:
     return counters
 
 
+def _e164(number: str) -> str:
+    """The number as libphonenumber writes it: `+44 (0) 7911 123456` and `+447911123456` are one number."""
+    import phonenumbers
+
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(number), phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:  # such as a country code that does not exist
+        return number
+
+
 def _take(counters: Sequence[_Counter], number: str) -> None:
     from shared import storage
 
-    table = storage.table(TABLE)
+    table = storage.Table(TABLE)
+    token = secrets.token_hex(4)
     rows = " or ".join(f"RowKey eq @row{i}" for i in range(len(counters)))
     parameters = {"partition": PARTITION, **{f"row{i}": counter.row for i, counter in enumerate(counters)}}
     for _ in range(_ATTEMPTS):
         with storage.reachable("taking a slot under the limits"):
             found = {
                 entity["RowKey"]: entity
-                for entity in table.query_entities(f"PartitionKey eq @partition and ( {rows} )", parameters=parameters)
+                for entity in table.query(f"PartitionKey eq @partition and ( {rows} )", parameters)
             }
-            writes: list[_Write] = []
+            if all(token in _takers(found.get(counter.row)) for counter in counters):
+                return  # this request's write landed, and only its answer was lost
+            writes: list[tuple[dict[str, Any], str | None]] = []
             for counter in counters:
                 entity = found.get(counter.row)
                 used = int(entity["Count"]) if entity is not None and entity["Window"] == counter.window else 0
                 if used >= counter.limit:
                     raise _exceeded(counter, number)
-                taken = {"PartitionKey": PARTITION, "RowKey": counter.row, "Window": counter.window, "Count": used + 1}
-                writes.append(_Write(taken, None if entity is None else entity.metadata["etag"]))
-            if _written(table, writes):
+                takers = [*_takers(entity)[1 - _TAKERS :], token]
+                taken = {
+                    "PartitionKey": PARTITION,
+                    "RowKey": counter.row,
+                    "Window": counter.window,
+                    "Count": used + 1,
+                    "Takers": " ".join(takers),
+                }
+                writes.append((taken, None if entity is None else table.etag(entity)))
+            if table.write_all(writes):
                 return
     raise storage.StateUnavailableError("is too busy to count this request under the limits")
 
 
-@dataclass(frozen=True)
-class _Write:
-    entity: dict[str, Any]
-    etag: str | None  # None: the counter does not exist yet
-
-
-def _written(table: TableClient, writes: Sequence[_Write]) -> bool:
-    """Write every counter or none; False when another request changed one since it was read.
-
-    A lone counter is written directly: a transaction costs the store more than one operation.
-    """
-    from azure.core import MatchConditions
-    from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-    from azure.data.tables import TableTransactionError, TransactionOperation, UpdateMode
-
-    unchanged: dict[str, Any] = {"mode": UpdateMode.REPLACE, "match_condition": MatchConditions.IfNotModified}
-    try:
-        if len(writes) > 1:
-            table.submit_transaction(
-                [
-                    (TransactionOperation.CREATE, w.entity)
-                    if w.etag is None
-                    else (TransactionOperation.UPDATE, w.entity, {**unchanged, "etag": w.etag})
-                    for w in writes
-                ]
-            )
-        elif writes[0].etag is None:
-            table.create_entity(writes[0].entity)
-        else:
-            table.update_entity(writes[0].entity, etag=writes[0].etag, **unchanged)
-    except (ResourceExistsError, ResourceModifiedError):
-        return False
-    except TableTransactionError as error:
-        if getattr(error, "error_code", None) not in _LOST_RACE:
-            raise
-        return False
-    return True
+def _takers(entity: Mapping[str, Any] | None) -> list[str]:
+    """The tokens of the last requests that took a slot on the counter, whatever their window: a request
+    whose write landed just before the window turned still recognises it."""
+    return [] if entity is None else str(entity.get("Takers", "")).split()
 
 
 def _exceeded(counter: _Counter, number: str) -> ApiError:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from shared import params, phone_numbers
+from shared import credentials, params, phone_numbers
 from shared.errors import ApiError
 from shared.public_url import function_url
 from shared.settings import ConfigurationError, Settings
@@ -71,8 +71,9 @@ def deliver(
 ) -> Outcome:
     """Send a checked call or text under the shared limits and the caller's Idempotency-Key, if any.
 
-    A keyed request that reached Twilio is remembered with its answer (201, or 502/504 whose
-    outcome is unknown); one refused before Twilio sent anything releases its key.
+    A keyed request marks its key "sending" once everything else is settled (the limits, the
+    credentials), just before Twilio is asked. One that may have reached Twilio is remembered with
+    its answer (201, or 502/504 whose outcome is unknown); one refused before releases its key.
     """
     from shared import idempotency, limits  # on first use: their dataclasses weigh on the cold import
 
@@ -86,13 +87,13 @@ def deliver(
         return Outcome(claimed.status, claimed.body, replayed=True)
     try:
         limits.take_slot(request.to, settings)
+        credentials.current()  # read now, so that a vault that fails leaves the key free rather than "sending"
+        claimed.sending()
         answer = send()
     except ApiError as error:
+        claimed.settle(error)
         if error.outcome_unknown:
-            claimed.record(error.status, error.body())
             log_keyed_answer(function, key, error.status, None, replay=False)
-        else:
-            claimed.release()
         raise
     claimed.record(201, answer)
     log_keyed_answer(function, key, 201, answer, replay=False)

@@ -36,9 +36,24 @@ def read_params(req: func.HttpRequest) -> dict[str, str]:
 
 
 def idempotency_key(req: func.HttpRequest) -> str | None:
-    """The caller's key as a plain string (None when not sent), so outbound never sees the request."""
-    key: str | None = req.headers.get(IDEMPOTENCY_KEY)
-    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+    """The caller's key as a plain string (None when not sent), so outbound never sees the request.
+
+    Surrounding spaces are not part of it. A header sent twice reaches the app joined with a comma
+    (`a,b` or `a, b`), so a key with a comma in it is refused rather than read as a third key.
+    """
+    sent: str | None = req.headers.get(IDEMPOTENCY_KEY)
+    if sent is None:
+        return None
+    key = sent.strip(" \t")
+    if "," in key:
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            f"Send one {IDEMPOTENCY_KEY} header, with no comma in the key: a repeated header arrives joined"
+            " with commas.",
+            target=IDEMPOTENCY_KEY,
+        )
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
         raise ApiError(
             400,
             "invalid_idempotency_key",

@@ -3,19 +3,33 @@
 It is found as the Functions host finds its own storage (AzureWebJobsStorage): a connection
 string (UseDevelopmentStorage=true for Azurite), or identity-based settings read with the app's
 credential. Imported where first needed: azure.data.tables weighs on every cold start.
+
+A write whose answer is lost may still have landed: the SDK retries a PUT and meets its own
+change (412), and a POST is not retried at all. So the writes here answer "not written" rather
+than fail, and the caller re-reads the row to tell its own write from another request's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
-from azure.core.exceptions import AzureError, ResourceExistsError
-from azure.data.tables import TableClient
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableClient, TableEntity, TableTransactionError, TransactionOperation, UpdateMode
 
 from shared.errors import ApiError
 from shared.settings import STORAGE, ConfigurationError, Settings, get_settings
@@ -37,6 +51,11 @@ _CLIENT_OPTIONS: dict[str, Any] = {
     "read_timeout": 2,
 }
 _LOCK = threading.Lock()  # held to find or start a table's creation, never across a request
+# A transaction that another request's row stood in the way of: one written, changed or deleted first.
+_LOST_RACE = frozenset({"EntityAlreadyExists", "UpdateConditionNotSatisfied", "ResourceNotFound"})
+_UNCHANGED: dict[str, Any] = {"mode": UpdateMode.REPLACE, "match_condition": MatchConditions.IfNotModified}
+
+T = TypeVar("T")
 
 
 class StateUnavailableError(ApiError):
@@ -124,3 +143,114 @@ def _endpoint(settings: Settings) -> str:
     if settings.storage_table_service_uri:
         return settings.storage_table_service_uri
     return f"https://{settings.storage_account_name}.table.core.windows.net"
+
+
+class Table:
+    """One of the app's tables, by name. Each operation runs on the table's client; a table that has gone
+    missing (deleted, or an emulator restarted in memory) is created again and the operation run once more.
+
+    The writes answer "not written" (None or False) when another request's row stands in the way, and
+    when the answer was lost (ServiceResponseError): the caller re-reads the row to learn which.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @staticmethod
+    def etag(entity: TableEntity) -> str:
+        """The ETag of a row as read: what a write conditional on that reading names."""
+        return str(entity.metadata["etag"])
+
+    def create(self, entity: Mapping[str, Any]) -> str | None:
+        """Insert the row: its ETag, or None when a row with its keys exists or the answer was lost."""
+        try:
+            created = self._run(lambda client: client.create_entity(entity))
+        except (ResourceExistsError, ServiceResponseError):
+            return None
+        return str(created["etag"])
+
+    def get(self, partition: str, row: str) -> TableEntity | None:
+        try:
+            return self._run(lambda client: client.get_entity(partition, row))
+        except ResourceNotFoundError:
+            return None
+
+    def query(self, query_filter: str, parameters: Mapping[str, Any]) -> list[TableEntity]:
+        return self._run(lambda client: list(client.query_entities(query_filter, parameters=dict(parameters))))
+
+    def replace(self, entity: Mapping[str, Any], etag: str) -> str | None:
+        """Replace the row if it is unchanged since `etag`: its new ETag, or None when it changed, is gone,
+        or the answer was lost."""
+        try:
+            updated = self._run(lambda client: client.update_entity(entity, etag=etag, **_UNCHANGED))
+        except (ResourceModifiedError, ResourceNotFoundError, ServiceResponseError):
+            return None
+        return str(updated["etag"])
+
+    def delete(self, partition: str, row: str, etag: str) -> bool:
+        """Delete the row if it is unchanged since `etag`, or find it gone; False when it changed or the
+        answer was lost."""
+        unchanged = MatchConditions.IfNotModified
+        try:
+            self._run(lambda client: client.delete_entity(partition, row, etag=etag, match_condition=unchanged))
+        except (ResourceModifiedError, ServiceResponseError):
+            return False
+        return True
+
+    def write_all(self, rows: Sequence[tuple[Mapping[str, Any], str | None]]) -> bool:
+        """Write every row or none, each created (ETag None) or replaced if unchanged since its ETag; False
+        when another request wrote or deleted one first, or the answer was lost. A lone row is written directly: a
+        transaction costs the store more than one operation."""
+        if len(rows) == 1:
+            ((entity, etag),) = rows
+            return (self.create(entity) if etag is None else self.replace(entity, etag)) is not None
+        operations = [
+            (TransactionOperation.CREATE, entity)
+            if etag is None
+            else (TransactionOperation.UPDATE, entity, {**_UNCHANGED, "etag": etag})
+            for entity, etag in rows
+        ]
+        try:
+            self._run(lambda client: client.submit_transaction(operations))
+        except TableTransactionError as error:
+            if _code(error) not in _LOST_RACE:
+                raise
+            return False
+        except ServiceResponseError:
+            return False
+        return True
+
+    def _run(self, operation: Callable[[TableClient], T]) -> T:
+        client = table(self.name)
+        try:
+            return operation(client)
+        except HttpResponseError as error:
+            if _code(error) != "TableNotFound":
+                raise
+        logger.warning("Table %s had gone missing; creating it again", self.name)
+        _forget(self.name, client)
+        return operation(table(self.name))
+
+
+def _code(error: HttpResponseError) -> str | None:
+    """The Table service's error code, which the SDK leaves undecoded when creating an entity."""
+    code = getattr(error, "error_code", None)
+    if code is not None:
+        return str(getattr(code, "value", code))
+    if error.response is None:
+        return None
+    try:
+        body = json.loads(error.response.text())
+    except ValueError:
+        return None
+    found = body.get("odata.error", {}).get("code") if isinstance(body, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _forget(name: str, client: TableClient) -> None:
+    """Forget the table as created, unless another request already did and started its creation again."""
+    with _LOCK:
+        tables = _tables()
+        creation = tables.get(name)
+        if creation is not None and creation.done() and creation.exception() is None and creation.result() is client:
+            del tables[name]

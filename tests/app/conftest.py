@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
 from devtools.ports import free_port
 from testing.standins import TwilioStandIn
-from tests.app.state_support import HeldTwilio, forwarded
-from tests.servers import serving
+from tests.app.state_support import HeldTwilio, TableProxy
 
 
 @pytest.fixture(scope="session")
@@ -41,17 +39,20 @@ def unreachable_storage(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def table_round_trips(storage: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Azurite behind a pass-through: each request the app sends to its Table storage, as `METHOD path`."""
-    sent: list[str] = []
+def table_proxy(storage: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[TableProxy]:
+    """Azurite behind a TableProxy, named by AzureWebJobsStorage as the app's Table storage."""
+    proxy = TableProxy(storage).start()
+    monkeypatch.setenv("AzureWebJobsStorage", connection_string(f"{proxy.url}/{ACCOUNT_NAME}"))
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
-    def forward(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        sent.append(f"{environ['REQUEST_METHOD']} {environ['RAW_URI'].split('?')[0]}")
-        return forwarded(storage, environ, start_response)
 
-    with serving(forward) as url:
-        monkeypatch.setenv("AzureWebJobsStorage", connection_string(f"{url}/{ACCOUNT_NAME}"))
-        yield sent
+@pytest.fixture
+def table_round_trips(table_proxy: TableProxy) -> list[str]:
+    """Each request the app sends to its Table storage, as `METHOD path`."""
+    return table_proxy.sent
 
 
 @pytest.fixture

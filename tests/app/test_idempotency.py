@@ -11,11 +11,11 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 import pytest
-from azure.data.tables import TableServiceClient
 
 from devtools.azurite import Azurite
 from devtools.ports import free_port
@@ -26,15 +26,38 @@ from shared.outbound import Call, deliver
 from shared.settings import Settings, get_settings
 from testing.process_state import clear_caches
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
-from tests.app.state_support import CALL, SMS, Answer, HeldTwilio, as_storage, keyed, table, table_error
+from tests.app.state_support import (
+    ANSWER_LOST,
+    CALL,
+    DROPPED,
+    SMS,
+    Answer,
+    Gate,
+    HeldTwilio,
+    Mishap,
+    TableProxy,
+    as_storage,
+    keyed,
+    table,
+    table_error,
+)
 from tests.servers import unaccepting_port
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, body_json, error_of, eventually, function_url, invoke, logged
 
 KEY = "order-1234-call"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 MALFORMED = {
     "error": {
         "code": "invalid_idempotency_key",
         "message": "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+        "target": "Idempotency-Key",
+    }
+}
+REPEATED = {
+    "error": {
+        "code": "invalid_idempotency_key",
+        "message": "Send one Idempotency-Key header, with no comma in the key: a repeated header arrives joined"
+        " with commas.",
         "target": "Idempotency-Key",
     }
 }
@@ -52,11 +75,11 @@ IN_PROGRESS = {
         "target": "Idempotency-Key",
     }
 }
-ABANDONED = {
+OUTCOME_UNKNOWN = {
     "error": {
         "code": "outcome_unknown",
-        "message": "The first request with this Idempotency-Key stopped before it finished; whether it reached"
-        " Twilio is unknown, check before retrying with a new key.",
+        "message": "The first request with this Idempotency-Key may have reached Twilio, but its answer was not"
+        " recorded: the call or text may have gone through. Check before retrying with a new key.",
         "target": None,
     }
 }
@@ -193,7 +216,7 @@ def test_concurrent_requests_with_one_key_reach_twilio_once(held_twilio: HeldTwi
 # --- which keys are accepted -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there", "del\x7f"], ids=repr)
+@pytest.mark.parametrize("key", ["", " \t ", "x" * 256, "caf\u00e9", "tab\there", "del\x7f", "form-feed\x0c"], ids=repr)
 def test_a_malformed_key_answers_400(twilio: TwilioStandIn, storage: Azurite, key: str) -> None:
     response = keyed("make_call", CALL, key)
 
@@ -201,9 +224,27 @@ def test_a_malformed_key_answers_400(twilio: TwilioStandIn, storage: Azurite, ke
     assert twilio.received == []
 
 
-@pytest.mark.parametrize("key", ["x", " !~" * 85], ids=["1 character", "255 characters"])
+@pytest.mark.parametrize("key", ["x", "!" + " !~" * 84 + "~!"], ids=["1 character", "255 characters"])
 def test_a_key_of_1_to_255_printable_characters_is_accepted(twilio: TwilioStandIn, storage: Azurite, key: str) -> None:
     assert keyed("make_call", CALL, key).status_code == 201
+
+
+def test_spaces_around_a_key_are_not_part_of_it(twilio: TwilioStandIn, storage: Azurite) -> None:
+    first = keyed("make_call", CALL, "ws-key")
+    again = keyed("make_call", CALL, " ws-key \t")
+
+    assert (again.headers.get("Idempotent-Replayed"), body_json(again)) == ("true", body_json(first))
+    assert len(twilio.creations()) == 1
+
+
+@pytest.mark.parametrize("joined", ["ws-key,ws-key", "ws-key, ws-key", "a,b", ",ws-key"])
+def test_a_key_header_sent_twice_which_arrives_joined_with_a_comma_answers_400(
+    twilio: TwilioStandIn, storage: Azurite, joined: str
+) -> None:
+    response = keyed("make_call", CALL, joined)
+
+    assert (response.status_code, body_json(response)) == (400, REPEATED)
+    assert twilio.received == []
 
 
 # --- what releases a key, and what keeps it --------------------------------------------------------------------------
@@ -353,27 +394,64 @@ def test_a_key_is_forgotten_after_24_hours(twilio: TwilioStandIn, storage: Azuri
     assert len(twilio.creations()) == 2
 
 
-def test_a_claim_abandoned_in_flight_answers_that_the_outcome_is_unknown(
+def test_a_claim_left_sending_for_over_5_minutes_answers_that_twilio_may_have_been_asked(
     twilio: TwilioStandIn, storage: Azurite
 ) -> None:
     keyed("make_call", CALL, KEY)
-    _age(storage, "make_call", timedelta(minutes=5, seconds=10), State="pending")
+    _age(storage, "make_call", timedelta(minutes=5, seconds=10), State="sending")
 
     again = keyed("make_call", CALL, KEY)
 
-    assert (again.status_code, body_json(again), again.headers["Idempotent-Replayed"]) == (502, ABANDONED, "true")
+    assert (again.status_code, body_json(again), again.headers["Idempotent-Replayed"]) == (
+        502,
+        OUTCOME_UNKNOWN,
+        "true",
+    )
     assert len(twilio.creations()) == 1
 
 
-def test_a_claim_in_flight_for_under_5_minutes_is_still_in_progress(twilio: TwilioStandIn, storage: Azurite) -> None:
+def test_a_claim_sending_for_under_5_minutes_is_still_in_progress(twilio: TwilioStandIn, storage: Azurite) -> None:
     keyed("make_call", CALL, KEY)
-    _age(storage, "make_call", timedelta(minutes=4, seconds=50), State="pending")
+    _age(storage, "make_call", timedelta(minutes=4, seconds=50), State="sending")
 
     again = keyed("make_call", CALL, KEY)
 
     # dict(): the header's name as the host sends it, not a lookup whatever its case.
     assert (again.status_code, body_json(again), dict(again.headers)["Retry-After"]) == (409, IN_PROGRESS, "1")
     assert len(twilio.creations()) == 1
+
+
+def test_a_claim_pending_for_under_30_seconds_is_still_in_progress(twilio: TwilioStandIn, storage: Azurite) -> None:
+    keyed("make_call", CALL, KEY)
+    _age(storage, "make_call", timedelta(seconds=29), State="pending")
+
+    again = keyed("make_call", CALL, KEY)
+
+    assert (again.status_code, body_json(again)) == (409, IN_PROGRESS)
+    assert len(twilio.creations()) == 1
+
+
+def test_a_claim_pending_for_30_seconds_is_taken_over_and_twilio_asked(twilio: TwilioStandIn, storage: Azurite) -> None:
+    """Pending: the claim never reached Twilio, so nothing was sent under it."""
+    keyed("make_call", CALL, KEY)
+    _age(storage, "make_call", timedelta(seconds=30), State="pending")
+
+    again = keyed("make_call", CALL, KEY)
+
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, None)
+    assert len(twilio.creations()) == 2
+
+
+def test_a_pending_claim_past_its_lease_is_taken_over_even_for_another_request(
+    twilio: TwilioStandIn, storage: Azurite
+) -> None:
+    keyed("make_call", CALL, KEY)
+    _age(storage, "make_call", timedelta(seconds=31), State="pending")
+
+    corrected = keyed("make_call", {**CALL, "message": "Your table is ready at last"}, KEY)
+
+    assert corrected.status_code == 201
+    assert len(twilio.creations()) == 2
 
 
 def test_a_key_older_than_24_hours_is_overwritten_when_it_comes_back(held_twilio: HeldTwilio, storage: Azurite) -> None:
@@ -390,10 +468,10 @@ def test_a_key_older_than_24_hours_is_overwritten_when_it_comes_back(held_twilio
         held_twilio.gate.set()
         in_flight.join()
 
-    # Nothing of the first request's answer is left beside the new claim.
+    # Nothing of the first request's answer is left beside the new claim, marked sending while Twilio answers.
     assert (entity["State"], sorted(entity)) == (
-        "pending",
-        ["Created", "Fingerprint", "PartitionKey", "RowKey", "State"],
+        "sending",
+        ["Created", "Fingerprint", "PartitionKey", "RowKey", "State", "Token"],
     )
 
 
@@ -407,7 +485,7 @@ def test_without_a_key_every_request_reaches_twilio(twilio: TwilioStandIn, stora
     assert len(twilio.creations()) == 2
 
 
-def test_a_key_costs_a_request_two_table_round_trips(
+def test_a_key_costs_a_request_three_table_round_trips(
     twilio: TwilioStandIn, env: pytest.MonkeyPatch, table_round_trips: list[str]
 ) -> None:
     env.setenv("DESTINATION_HOURLY_LIMIT", "0")  # the limits' own round trips are counted in test_limits.py
@@ -415,7 +493,8 @@ def test_a_key_costs_a_request_two_table_round_trips(
     table_round_trips.clear()
 
     assert keyed("make_call", CALL, "second").status_code == 201
-    assert len(table_round_trips) == 2, table_round_trips
+    # Claimed, marked sending, answer recorded.
+    assert [trip.split(" ")[0] for trip in table_round_trips] == ["POST", "PUT", "PUT"], table_round_trips
 
 
 def test_a_replay_costs_two_table_round_trips(
@@ -482,56 +561,348 @@ def test_what_is_stored_is_hashes_and_the_answer_never_the_key_text_or_a_secret(
 
 
 def test_a_store_failing_while_a_key_is_claimed_is_logged_as_a_warning(
-    twilio: TwilioStandIn, storage: Azurite, caplog: pytest.LogCaptureFixture
+    twilio: TwilioStandIn, table_proxy: TableProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
-    keyed("make_call", CALL, KEY)  # the app now holds the table as created
-    TableServiceClient.from_connection_string(storage.connection_string).delete_table("idempotency")
+    table_proxy.upon(None, "idempotency", then=DROPPED)
 
     with caplog.at_level(logging.INFO):
-        response = keyed("make_call", CALL, "another-key")
+        response = keyed("make_call", CALL, KEY)
 
     assert (response.status_code, error_of(response)["code"]) == (503, "state_unavailable")
     assert logged(caplog, "shared.storage") == [
-        ("WARNING", "Table storage failed while claiming an Idempotency-Key: ResourceNotFoundError")
+        ("WARNING", "Table storage failed while claiming an Idempotency-Key: ServiceResponseError")
     ]
-    assert len(twilio.creations()) == 1
+    assert twilio.received == []
 
 
-@pytest.mark.parametrize(
-    ("fault", "expected"),
-    [
-        (None, (201, "Could not record the answer to an Idempotency-Key (ResourceModifiedError)")),
-        (
-            Fault(status=400, body=twilio_error(21211, "Invalid 'To' Phone Number", 400)),
-            (400, "Could not release an Idempotency-Key (ResourceModifiedError)"),
-        ),
-    ],
-    ids=["recording a 201", "releasing after a 400"],
-)
-def test_a_claim_changed_while_twilio_answered_is_logged_as_an_error_and_the_answer_stands(
-    held_twilio: HeldTwilio,
-    storage: Azurite,
-    caplog: pytest.LogCaptureFixture,
-    fault: Fault | None,
-    expected: tuple[int, str],
-) -> None:
-    if fault is not None:
-        held_twilio.fail_next(fault)
+def _rewrite_while_twilio_answers(held_twilio: HeldTwilio, storage: Azurite, **fields: Any) -> func.HttpResponse:
+    """A make_call whose claim is rewritten with `fields` while Twilio holds its request."""
     held_twilio.gate.clear()
     answers: list[func.HttpResponse] = []
     in_flight = threading.Thread(target=lambda: answers.append(keyed("make_call", CALL, KEY)))
-    with caplog.at_level(logging.INFO):
-        in_flight.start()
-        try:
-            assert held_twilio.arrived.wait(30)
-            _age(storage, "make_call", timedelta(0))  # rewritten: the claim's etag no longer matches
-        finally:
-            held_twilio.gate.set()
-            in_flight.join()
+    in_flight.start()
+    try:
+        assert held_twilio.arrived.wait(30)
+        _age(storage, "make_call", timedelta(0), **fields)  # rewritten: the claim's etag no longer matches
+    finally:
+        held_twilio.gate.set()
+        in_flight.join()
+    return answers[0]
 
-    status, line = expected
-    assert answers[0].status_code == status
-    assert logged(caplog, "shared.idempotency") == [("ERROR", line)]
+
+def test_a_claim_rewritten_while_twilio_answered_is_still_recorded(
+    held_twilio: HeldTwilio, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        first = _rewrite_while_twilio_answers(held_twilio, storage)
+    again = keyed("make_call", CALL, KEY)
+
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true")
+    assert body_json(again) == body_json(first)
+    assert logged(caplog, "shared.idempotency") == []
+
+
+def test_a_claim_rewritten_while_twilio_refused_is_still_released(
+    held_twilio: HeldTwilio, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    held_twilio.fail_next(Fault(status=400, body=twilio_error(21211, "Invalid 'To' Phone Number", 400)))
+    with caplog.at_level(logging.INFO):
+        refused = _rewrite_while_twilio_answers(held_twilio, storage)
+    retried = keyed("make_call", CALL, KEY)
+
+    assert (refused.status_code, retried.status_code, retried.headers.get("Idempotent-Replayed")) == (400, 201, None)
+    assert logged(caplog, "shared.idempotency") == []
+
+
+def test_a_claim_taken_over_while_twilio_answered_is_logged_as_an_error_with_the_sid_and_the_answer_stands(
+    held_twilio: HeldTwilio, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        first = _rewrite_while_twilio_answers(held_twilio, storage, Token="another-request")
+
+    assert first.status_code == 201
+    sid = body_json(first)["sid"]
+    assert logged(caplog, "shared.idempotency") == [
+        ("ERROR", f"Could not record the answer (201, sid {sid}) to an Idempotency-Key (taken over)")
+    ]
+
+
+def test_a_claim_taken_over_while_twilio_refused_is_left_to_its_new_holder(
+    held_twilio: HeldTwilio, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    held_twilio.fail_next(Fault(status=400, body=twilio_error(21211, "Invalid 'To' Phone Number", 400)))
+    with caplog.at_level(logging.INFO):
+        refused = _rewrite_while_twilio_answers(held_twilio, storage, Token="another-request")
+
+    assert refused.status_code == 400
+    (entity,) = table(storage, "idempotency").list_entities()
+    assert entity["Token"] == "another-request"
+    assert logged(caplog, "shared.idempotency") == []
+
+
+# --- a store that loses, drops or delays chosen requests (Azurite behind a TableProxy) ------------------------------
+
+
+def _stored(storage: Azurite) -> list[dict[str, Any]]:
+    return [dict(entity) for entity in table(storage, "idempotency").list_entities()]
+
+
+def _release_lost(proxy: TableProxy, storage: Azurite) -> None:
+    """(a) The limits cannot be read, so nothing is sent, and the key's release is lost too."""
+    proxy.upon("GET", "limits", then=DROPPED)
+    proxy.upon("DELETE", "idempotency", then=DROPPED)
+
+
+def _claim_and_its_reading_lost(proxy: TableProxy, storage: Azurite) -> None:
+    """(b) The claim is written but its answer is lost, and so is every reading of it."""
+    proxy.upon("POST", "idempotency", ANSWER_LOST)
+    proxy.upon("GET", "idempotency", then=DROPPED)
+
+
+def _everything_late(proxy: TableProxy, storage: Azurite) -> None:
+    """(c) Every request on the key arrives after the app gave up on it (2 s): the claim lands later."""
+    proxy.upon(None, "idempotency", then=Mishap(delay=3))
+
+
+STUCK = [_release_lost, _claim_and_its_reading_lost, _everything_late]
+STUCK_IDS = ["(a) limits and release lost", "(b) claim's answer and reading lost", "(c) everything late"]
+
+
+def _nothing_sent(proxy: TableProxy, storage: Azurite, stuck: Any) -> func.HttpResponse:
+    """A make_call answered 503 "nothing was sent" that leaves its claim behind."""
+    stuck(proxy, storage)
+    first = keyed("make_call", CALL, KEY)
+    proxy.clear()
+    assert eventually(lambda: len(_stored(storage)) == 1)  # a late claim lands after its request answered
+    return first
+
+
+@pytest.mark.parametrize("stuck", STUCK, ids=STUCK_IDS)
+def test_a_key_left_claimed_by_a_request_that_sent_nothing_is_taken_over_after_30_seconds(
+    twilio: TwilioStandIn, storage: Azurite, table_proxy: TableProxy, stuck: Any
+) -> None:
+    first = _nothing_sent(table_proxy, storage, stuck)
+    _age(storage, "make_call", timedelta(seconds=30))
+
+    retried = keyed("make_call", CALL, KEY)
+
+    assert (first.status_code, error_of(first)["code"]) == (503, "state_unavailable")
+    assert "nothing was sent" in error_of(first)["message"]
+    assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (201, None)
+    assert len(twilio.creations()) == 1
+
+
+@pytest.mark.parametrize("stuck", STUCK, ids=STUCK_IDS)
+def test_a_key_left_claimed_by_a_request_that_sent_nothing_is_in_progress_for_30_seconds(
+    twilio: TwilioStandIn, storage: Azurite, table_proxy: TableProxy, stuck: Any
+) -> None:
+    _nothing_sent(table_proxy, storage, stuck)
+    _age(storage, "make_call", timedelta(seconds=29))
+
+    retried = keyed("make_call", CALL, KEY)
+
+    assert (retried.status_code, body_json(retried)) == (409, IN_PROGRESS)
+    assert twilio.received == []
+
+
+def test_a_claim_whose_answer_was_lost_is_recognised_as_the_requests_own(
+    twilio: TwilioStandIn, table_proxy: TableProxy
+) -> None:
+    table_proxy.upon("POST", "idempotency", ANSWER_LOST)
+    first = keyed("make_call", CALL, KEY)
+    again = keyed("make_call", CALL, KEY)
+
+    assert first.status_code == 201
+    assert (again.headers.get("Idempotent-Replayed"), body_json(again)) == ("true", body_json(first))
+    assert len(twilio.creations()) == 1
+
+
+def test_a_mark_as_sending_whose_answer_was_lost_is_recognised_and_twilio_asked_once(
+    twilio: TwilioStandIn, table_proxy: TableProxy
+) -> None:
+    """The SDK tries the lost write again and meets its own change (412)."""
+    table_proxy.upon("PUT", "idempotency", ANSWER_LOST)
+
+    assert keyed("make_call", CALL, KEY).status_code == 201
+    assert len(twilio.creations()) == 1
+
+
+def test_a_key_the_store_would_not_mark_as_sending_answers_503_and_is_freed(
+    twilio: TwilioStandIn, table_proxy: TableProxy
+) -> None:
+    table_proxy.upon("PUT", "idempotency", then=DROPPED)
+    refused = keyed("make_call", CALL, KEY)
+    table_proxy.clear()
+    retried = keyed("make_call", CALL, KEY)
+
+    assert (refused.status_code, error_of(refused)["message"]) == (
+        503,
+        "The app's state store (Table storage) could not mark this Idempotency-Key as sending; nothing was sent."
+        " Try again shortly.",
+    )
+    assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (201, None)
+    assert len(twilio.creations()) == 1
+
+
+def test_a_mark_as_sending_that_landed_unseen_while_the_store_kept_failing_answers_retries_like_a_sent_request(
+    twilio: TwilioStandIn, storage: Azurite, table_proxy: TableProxy
+) -> None:
+    """What the retry cannot tell apart: nothing was sent, yet the key says it may have been."""
+    table_proxy.upon("PUT", "idempotency", ANSWER_LOST, then=DROPPED)
+    table_proxy.upon("GET", "idempotency", then=DROPPED)
+    table_proxy.upon("DELETE", "idempotency", then=DROPPED)
+    first = keyed("make_call", CALL, KEY)
+    table_proxy.clear()
+    _age(storage, "make_call", timedelta(minutes=5))
+
+    retried = keyed("make_call", CALL, KEY)
+
+    assert (first.status_code, error_of(first)["code"]) == (503, "state_unavailable")
+    assert (retried.status_code, body_json(retried)) == (502, OUTCOME_UNKNOWN)
+    assert twilio.received == []
+
+
+def test_a_request_whose_claim_was_taken_over_before_it_was_sending_answers_409_and_never_asks_twilio(
+    twilio: TwilioStandIn, storage: Azurite, table_proxy: TableProxy
+) -> None:
+    held = Gate()
+    table_proxy.upon("PUT", "idempotency", Mishap(gate=held))  # its mark as sending
+    answers: list[func.HttpResponse] = []
+    slow = threading.Thread(target=lambda: answers.append(keyed("make_call", CALL, KEY)))
+    slow.start()
+    try:
+        assert held.arrived.wait(30)
+        _age(storage, "make_call", timedelta(0), Token="the-retry-that-took-it-over")
+    finally:
+        held.opened.set()
+        slow.join()
+
+    assert (answers[0].status_code, body_json(answers[0])) == (409, IN_PROGRESS)
+    assert twilio.received == []
+
+
+def test_retries_at_once_on_a_claim_past_its_lease_take_it_over_once(
+    held_twilio: HeldTwilio, storage: Azurite, table_proxy: TableProxy
+) -> None:
+    _nothing_sent(table_proxy, storage, _release_lost)
+    _age(storage, "make_call", timedelta(seconds=31))
+    held_twilio.gate.clear()
+    together = threading.Barrier(4)
+    answers: list[int] = []
+
+    def retry() -> None:
+        together.wait()
+        answers.append(keyed("make_call", CALL, KEY).status_code)
+
+    threads = [threading.Thread(target=retry) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert held_twilio.arrived.wait(30)
+        assert eventually(lambda: len(answers) == 3, timeout=30)
+    finally:
+        held_twilio.gate.set()
+        for thread in threads:
+            thread.join()
+
+    assert answers == [409, 409, 409, 201]
+    assert len(held_twilio.creations()) == 1
+
+
+def test_a_takeover_based_on_an_old_reading_loses_to_the_one_that_landed_first(
+    twilio: TwilioStandIn, storage: Azurite, table_proxy: TableProxy
+) -> None:
+    _nothing_sent(table_proxy, storage, _release_lost)
+    _age(storage, "make_call", timedelta(seconds=31))
+    held = Gate()
+    table_proxy.upon("PUT", "idempotency", Mishap(gate=held))  # the first retry's takeover
+    late: list[func.HttpResponse] = []
+    first_retry = threading.Thread(target=lambda: late.append(keyed("make_call", CALL, KEY)))
+    first_retry.start()
+    try:
+        assert held.arrived.wait(30)
+        second_retry = keyed("make_call", CALL, KEY)
+    finally:
+        held.opened.set()
+        first_retry.join()
+
+    assert second_retry.status_code == 201
+    assert (late[0].status_code, late[0].headers.get("Idempotent-Replayed")) == (201, "true")
+    assert len(twilio.creations()) == 1
+
+
+def test_a_request_whose_credentials_fail_leaves_its_key_to_be_taken_over_when_its_release_is_lost(
+    twilio: TwilioStandIn, storage: Azurite, table_proxy: TableProxy, env: pytest.MonkeyPatch
+) -> None:
+    """Credentials are read before the key is marked sending, so the key is still only pending."""
+    env.delenv("TWILIO_AUTH_TOKEN")
+    table_proxy.upon("DELETE", "idempotency", then=DROPPED)
+    refused = keyed("make_call", CALL, KEY)
+    table_proxy.clear()
+    env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    clear_caches()
+    _age(storage, "make_call", timedelta(seconds=30))
+
+    retried = keyed("make_call", CALL, KEY)
+
+    assert (refused.status_code, error_of(refused)["code"]) == (503, "credentials_unavailable")
+    assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (201, None)
+
+
+# (d) Twilio created the call, then its answer could not be recorded at first. Each try the SDK makes of the
+# record (three) is dropped before it reaches Azurite; the mark as sending before it goes through.
+RECORD_DROPPED = [Mishap(), DROPPED, DROPPED, DROPPED]
+
+
+def test_a_201_whose_record_was_dropped_is_recorded_on_a_second_try(
+    twilio: TwilioStandIn, table_proxy: TableProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    table_proxy.upon("PUT", "idempotency", *RECORD_DROPPED)
+    with caplog.at_level(logging.INFO):
+        first = keyed("make_call", CALL, KEY)
+    again = keyed("make_call", CALL, KEY)
+
+    assert first.status_code == 201
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true")
+    assert body_json(again) == body_json(first)
+    assert logged(caplog, "shared.idempotency") == []
+
+
+def test_a_201_that_cannot_be_recorded_is_logged_as_an_error_with_its_sid_and_the_answer_stands(
+    twilio: TwilioStandIn, table_proxy: TableProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    table_proxy.upon("PUT", "idempotency", Mishap(), then=DROPPED)
+    with caplog.at_level(logging.INFO):
+        first = keyed("make_call", CALL, KEY)
+
+    assert first.status_code == 201
+    sid = body_json(first)["sid"]
+    assert logged(caplog, "shared.idempotency") == [
+        ("ERROR", f"Could not record the answer (201, sid {sid}) to an Idempotency-Key (not written)")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("age", "expected"),
+    [(timedelta(minutes=4, seconds=50), (409, IN_PROGRESS)), (timedelta(minutes=5), (502, OUTCOME_UNKNOWN))],
+    ids=["under 5 minutes", "after 5 minutes"],
+)
+def test_a_201_that_cannot_be_recorded_answers_retries_409_then_that_twilio_may_have_been_asked(
+    twilio: TwilioStandIn,
+    storage: Azurite,
+    table_proxy: TableProxy,
+    age: timedelta,
+    expected: tuple[int, dict[str, Any]],
+) -> None:
+    table_proxy.upon("PUT", "idempotency", Mishap(), then=DROPPED)
+    assert keyed("make_call", CALL, KEY).status_code == 201
+    table_proxy.clear()
+    _age(storage, "make_call", age)
+
+    again = keyed("make_call", CALL, KEY)
+
+    assert (again.status_code, body_json(again)) == expected
+    assert len(twilio.creations()) == 1
 
 
 # --- a store other requests contend in, scripted ---------------------------------------------------------------------
@@ -577,12 +948,13 @@ def contested(env: pytest.MonkeyPatch) -> Iterator[ContestedStore]:
 def test_a_key_released_before_it_could_be_read_is_claimed_on_the_next_round(
     twilio: TwilioStandIn, contested: ContestedStore
 ) -> None:
-    contested.script.extend([EXISTS, GONE, CREATED, UPDATED])
+    contested.script.extend([EXISTS, GONE, CREATED, UPDATED, UPDATED])
 
     response = keyed("make_call", CALL, KEY)
 
     assert response.status_code == 201
-    assert [r.method for r in contested.received if not r.path.endswith("/Tables")] == ["POST", "GET", "POST", "PUT"]
+    entity_requests = [r.method for r in contested.received if not r.path.endswith("/Tables")]
+    assert entity_requests == ["POST", "GET", "POST", "PUT", "PUT"]
     assert len(twilio.creations()) == 1
 
 
@@ -618,3 +990,26 @@ def test_an_expired_key_another_request_retakes_first_is_in_progress(
 
     assert (response.status_code, body_json(response)) == (409, IN_PROGRESS)
     assert twilio.received == []
+
+
+# --- what the docs say of it -----------------------------------------------------------------------------------------
+
+
+def _prose(page: str) -> str:
+    """The page's words, however its lines wrap."""
+    return " ".join((DOCS / page).read_text(encoding="utf-8").split())
+
+
+def test_the_reliability_page_quotes_the_answer_that_twilio_may_have_been_asked() -> None:
+    assert f'That `502` says: "{OUTCOME_UNKNOWN["error"]["message"]}"' in _prose("reliability.md")
+
+
+def test_the_reliability_page_gives_the_leases_the_app_keeps() -> None:
+    page = _prose("reliability.md")
+
+    assert f"`409 request_in_progress` until {idempotency.CLAIM_LEASE.seconds} seconds after the claim" in page
+    assert f"`409` until {idempotency.LEASE.seconds // 60} minutes after the claim" in page
+
+
+def test_the_error_table_quotes_the_answer_to_a_key_header_sent_twice() -> None:
+    assert f'(`a,b`): "{REPEATED["error"]["message"]}"' in _prose("api.md")

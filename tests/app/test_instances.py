@@ -4,11 +4,14 @@ Twilio: idempotency keys and limits hold across them, and a store outage stops b
 from __future__ import annotations
 
 import functools
+import http.client
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -117,6 +120,30 @@ def test_the_other_instance_replays_the_first_answer(instances: Instances) -> No
     assert replayed.json() == first.json()
     assert replayed.headers["Idempotent-Replayed"] == "true"
     assert instances.creations_to(number) == 1
+
+
+def test_a_key_header_sent_twice_to_an_instance_answers_400(instances: Instances) -> None:
+    """The local host joins a repeated header as the Functions host does: `a,b`."""
+    number, base = a_number(), urlsplit(instances.urls[0])
+    body = json.dumps({"to": number, "body": "Hi"}).encode()
+    connection = http.client.HTTPConnection(base.hostname or "", base.port, timeout=60)
+    try:
+        connection.putrequest("POST", "/api/send_sms")
+        for name, value in [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Idempotency-Key", "sent-twice"),
+            ("Idempotency-Key", "sent-twice"),
+        ]:
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        answer = connection.getresponse()
+        error = json.loads(answer.read())["error"]
+    finally:
+        connection.close()
+
+    assert (answer.status, error["code"]) == (400, "invalid_idempotency_key")
+    assert instances.creations_to(number) == 0
 
 
 def test_two_instances_at_once_never_exceed_the_hourly_limit(instances: Instances) -> None:

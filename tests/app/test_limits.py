@@ -9,6 +9,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import pytest
 
@@ -19,7 +20,20 @@ from shared.limits import _Counter, _counters, _exceeded, take_slot
 from shared.settings import Settings
 from testing.process_state import clear_caches
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
-from tests.app.state_support import CALL, SMS, Answer, as_storage, keyed, table, table_error
+from tests.app.state_support import (
+    ANSWER_LOST,
+    CALL,
+    DROPPED,
+    SMS,
+    Answer,
+    Gate,
+    Mishap,
+    TableProxy,
+    as_storage,
+    keyed,
+    table,
+    table_error,
+)
 from tests.support import error_of, logged
 
 OTHER_NUMBER = "+15558675311"
@@ -34,7 +48,7 @@ def _end_of_utc_day(moment: datetime) -> datetime:
 
 
 def row_of(number: str) -> str:
-    """The RowKey of `number`'s hourly counter: the number hashed, never as written."""
+    """The RowKey of `number`'s hourly counter: the number (in E.164) hashed, never as written."""
     return "to-" + hashlib.sha256(number.encode()).hexdigest()
 
 
@@ -95,6 +109,25 @@ def test_each_destination_has_its_own_hourly_count(twilio: TwilioStandIn, storag
     keyed("make_call", CALL, None)
 
     assert keyed("make_call", {**CALL, "to": OTHER_NUMBER}, None).status_code == 201
+
+
+def test_spellings_of_one_number_share_its_hourly_count(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("DESTINATION_HOURLY_LIMIT", "1")
+    first = keyed("send_sms", {**SMS, "to": "+44 (0) 7911 123456"}, None)
+    again = keyed("send_sms", {**SMS, "to": "+447911123456"}, None)
+
+    assert (first.status_code, again.status_code) == (201, 429)
+
+
+def test_a_number_libphonenumber_cannot_read_is_counted_as_written(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    """+99 is no country code: nothing rewrites it, and it still has a count of its own."""
+    env.setenv("DESTINATION_HOURLY_LIMIT", "1")
+
+    assert [keyed("send_sms", {**SMS, "to": "+99"}, None).status_code for _ in range(2)] == [201, 429]
 
 
 def test_a_broken_per_instance_concurrency_answers_503_before_the_limits_count_the_call(
@@ -213,6 +246,101 @@ def test_the_windows_end_exactly_at_the_next_clock_hour_and_utc_midnight(now: da
     ]
 
 
+class LostWrite(NamedTuple):
+    limits: dict[str, str]
+    before: int  # requests that take their slots first
+    lost: tuple[str, str]  # the request whose answer is lost: method, table
+    counts: dict[str, int]  # each counter's count after one more request
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        LostWrite({}, 0, ("POST", "limits"), {row_of(SMS["to"]): 1}),
+        LostWrite({}, 1, ("PUT", "limits"), {row_of(SMS["to"]): 2}),
+        LostWrite({"DAILY_LIMIT": "5"}, 0, ("POST", "$batch"), {row_of(SMS["to"]): 1, "app": 1}),
+    ],
+    ids=["counter created", "counter updated", "both counters in a transaction"],
+)
+def test_a_counter_write_whose_answer_was_lost_takes_one_slot(
+    twilio: TwilioStandIn, table_proxy: TableProxy, env: pytest.MonkeyPatch, case: LostWrite
+) -> None:
+    """Azurite counts the write, and the app recognises it as its own when it reads the counters again: the SDK
+    tries a lost update again and meets it (412); a lost create or transaction is not tried again."""
+    for name, value in case.limits.items():
+        env.setenv(name, value)
+    for _ in range(case.before):
+        assert keyed("send_sms", SMS, None).status_code == 201
+    table_proxy.upon(*case.lost, ANSWER_LOST)
+
+    assert keyed("send_sms", SMS, None).status_code == 201
+    counters = table(table_proxy.azurite, "limits").list_entities()
+    assert {row["RowKey"]: row["Count"] for row in counters} == case.counts
+
+
+def test_a_lost_counter_write_is_recognised_after_another_request_took_a_slot_on_top(
+    twilio: TwilioStandIn, storage: Azurite, table_proxy: TableProxy
+) -> None:
+    assert keyed("send_sms", SMS, None).status_code == 201  # creates the counter
+    held = Gate()
+    table_proxy.upon("PUT", "limits", ANSWER_LOST)
+    table_proxy.upon("GET", "limits", Mishap(), Mishap(gate=held))  # the first request's reading, then its re-reading
+    first: list[int] = []
+    lost = threading.Thread(target=lambda: first.append(keyed("send_sms", SMS, None).status_code))
+    lost.start()
+    try:
+        assert held.arrived.wait(30)
+        assert keyed("send_sms", SMS, None).status_code == 201
+    finally:
+        held.opened.set()
+        lost.join()
+
+    assert first == [201]
+    assert [row["Count"] for row in table(storage, "limits").list_entities()] == [3]
+
+
+def test_a_counter_names_only_its_last_16_takers(
+    twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("DESTINATION_HOURLY_LIMIT", "20")
+    for _ in range(17):
+        keyed("send_sms", SMS, None)
+
+    (counter,) = table(storage, "limits").list_entities()
+    assert (counter["Count"], len(counter["Takers"].split())) == (17, 16)
+
+
+@pytest.mark.parametrize(
+    ("limits", "written"), [({}, ("PUT", "limits")), ({"DAILY_LIMIT": "5"}, ("POST", "$batch"))], ids=["one", "both"]
+)
+def test_a_counter_deleted_between_its_reading_and_its_writing_is_counted_again_from_zero(
+    twilio: TwilioStandIn,
+    table_proxy: TableProxy,
+    env: pytest.MonkeyPatch,
+    limits: dict[str, str],
+    written: tuple[str, str],
+) -> None:
+    """As the daily sweep deletes a row from a past window while a request is about to write it."""
+    for name, value in limits.items():
+        env.setenv(name, value)
+    assert keyed("send_sms", SMS, None).status_code == 201
+    held = Gate()
+    table_proxy.upon(*written, Mishap(gate=held))
+    answers: list[int] = []
+    sending = threading.Thread(target=lambda: answers.append(keyed("send_sms", SMS, None).status_code))
+    sending.start()
+    counters = table(table_proxy.azurite, "limits")
+    try:
+        assert held.arrived.wait(30)
+        counters.delete_entity("counters", row_of(SMS["to"]))
+    finally:
+        held.opened.set()
+        sending.join()
+
+    assert answers == [201]
+    assert {row["RowKey"]: row["Count"] for row in counters.list_entities()}[row_of(SMS["to"])] == 1
+
+
 # --- what takes a slot, and what keeps or releases it ----------------------------------------------------------------
 
 
@@ -325,13 +453,24 @@ def test_limits_fail_open_lets_requests_through_when_storage_is_down(
     assert logged(caplog, "shared.limits") == [line, line]
 
 
-def test_limits_fail_open_does_not_open_idempotency_keys(
+def test_limits_fail_open_sends_no_keyed_request_whose_key_cannot_be_stored(
     twilio: TwilioStandIn, unreachable_storage: None, env: pytest.MonkeyPatch
 ) -> None:
     env.setenv("LIMITS_FAIL_OPEN", "true")
 
     assert keyed("make_call", CALL, "a-key").status_code == 503
     assert twilio.received == []
+
+
+@pytest.mark.parametrize(("fail_open", "status"), [("true", 201), ("false", 503)])
+def test_limits_fail_open_decides_for_a_keyed_request_whose_key_is_stored_but_whose_limits_fail(
+    twilio: TwilioStandIn, table_proxy: TableProxy, env: pytest.MonkeyPatch, fail_open: str, status: int
+) -> None:
+    env.setenv("LIMITS_FAIL_OPEN", fail_open)
+    table_proxy.upon(None, "limits", then=DROPPED)
+
+    assert keyed("make_call", CALL, "a-key").status_code == status
+    assert len(twilio.creations()) == (status == 201)
 
 
 def test_without_storage_limits_are_off_with_one_warning(

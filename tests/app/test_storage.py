@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 
@@ -9,10 +10,10 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 import shared.storage
-from devtools.azurite import Azurite
+from devtools.azurite import ACCOUNT_NAME, Azurite
 from testing.standins import Fault, KeyVaultStandIn, Received, StandIn, TwilioStandIn
-from tests.app.state_support import CALL, Answer, as_storage, keyed, table_error
-from tests.support import body_json, error_of, fixture, signed_post
+from tests.app.state_support import CALL, Answer, TableProxy, as_storage, keyed, table_error
+from tests.support import body_json, error_of, fixture, logged, signed_post
 
 
 def test_the_tables_are_created_on_first_use(twilio: TwilioStandIn, storage: Azurite) -> None:
@@ -74,6 +75,44 @@ def test_an_account_name_means_its_public_table_endpoint(env: pytest.MonkeyPatch
     env.setenv("AzureWebJobsStorage__accountName", "myappstore")
 
     assert shared.storage._client("idempotency").url.startswith("https://myappstore.table.core.windows.net")
+
+
+@pytest.mark.parametrize("name", ["idempotency", "limits"])
+def test_a_table_deleted_between_two_requests_is_created_again_and_the_request_goes_ahead(
+    twilio: TwilioStandIn, storage: Azurite, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert keyed("make_call", CALL, "first").status_code == 201  # the app now holds both tables as created
+    service = TableServiceClient.from_connection_string(storage.connection_string)
+    service.delete_table(name)
+
+    with caplog.at_level(logging.WARNING):
+        response = keyed("make_call", CALL, "second")
+
+    assert (response.status_code, response.headers.get("Idempotent-Replayed")) == (201, None)
+    assert name in {t.name for t in service.list_tables()}
+    assert logged(caplog, "shared.storage") == [("WARNING", f"Table {name} had gone missing; creating it again")]
+    assert len(twilio.creations()) == 2
+
+
+class GoneStore(StandIn):
+    """A Table endpoint whose tables are gone again as soon as they are created: each table creation finds one,
+    and every request on an entity finds none."""
+
+    def answer(self, request: Received) -> Answer:
+        if request.path.endswith("/Tables"):
+            return 409, table_error("TableAlreadyExists"), {}
+        return 404, table_error("TableNotFound"), {}
+
+
+def test_a_table_missing_again_once_created_again_answers_503_and_twilio_is_not_asked(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch
+) -> None:
+    with as_storage(GoneStore(), env) as store:
+        response = keyed("make_call", CALL, "a-key")
+
+    assert (response.status_code, error_of(response)["code"]) == (503, "state_unavailable")
+    assert ["/Tables" in r.path for r in store.received] == [True, False, True, False]
+    assert twilio.received == []
 
 
 class SilentStore(StandIn):
@@ -184,3 +223,14 @@ def test_a_burst_on_a_store_that_never_answers_waits_on_one_table_creation(
     assert burst(6) == [503] * 6
     assert len(silent_store.received) == 1
     assert twilio.received == []
+
+
+def test_a_burst_that_finds_a_table_gone_creates_it_again_once(
+    twilio: TwilioStandIn, storage: Azurite, table_proxy: TableProxy
+) -> None:
+    assert keyed("make_call", CALL, None).status_code == 201  # the app now holds the limits table as created
+    TableServiceClient.from_connection_string(storage.connection_string).delete_table("limits")
+    table_proxy.sent.clear()
+
+    assert burst(6) == [201] * 6
+    assert table_proxy.sent.count(f"POST /{ACCOUNT_NAME}/Tables") == 1

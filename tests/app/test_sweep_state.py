@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from azure.data.tables import TableClient, TableServiceClient
 
 import function_app
-from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
+from devtools.azurite import ACCOUNT_NAME, Azurite
 from devtools.functions import TimerFunction, timer_functions
 from devtools.timers import next_occurrence, timer_request
 from shared import idempotency, limits
 from shared.sweep import BATCH, sweep
 from testing.standins import TwilioStandIn
-from tests.app.state_support import CALL, forwarded, keyed
-from tests.servers import serving
+from tests.app.state_support import CALL, Gate, Mishap, TableProxy, keyed
 from tests.support import logged
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,22 +161,25 @@ def test_rows_are_deleted_in_transactions_of_at_most_100_per_partition(
 
 
 @pytest.fixture
-def reclaimed_meanwhile(storage: Azurite, env: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Azurite behind a pass-through that, before the first transaction reaches it, claims again the keys
+def reclaimed_meanwhile(storage: Azurite, table_proxy: TableProxy) -> Iterator[list[str]]:
+    """Azurite behind a TableProxy that, before the first transaction reaches it, claims again the keys
     whose row keys the test puts in the list: as a request does between the sweep's query and its deletes."""
     rows: list[str] = []
+    gate = Gate()
+    table_proxy.upon("POST", "$batch", Mishap(gate=gate))
 
-    def forward(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        if environ["RAW_URI"].endswith("$batch") and rows:
+    def reclaim() -> None:
+        if gate.arrived.wait(60):
             table = keys_table(storage)
             for row in rows:
                 table.update_entity({**table.get_entity("make_call", row), "Created": datetime.now(UTC)})
-            rows.clear()
-        return forwarded(storage, environ, start_response)
+        gate.opened.set()
 
-    with serving(forward) as url:
-        env.setenv("AzureWebJobsStorage", connection_string(f"{url}/{ACCOUNT_NAME}"))
-        yield rows
+    reclaimer = threading.Thread(target=reclaim, daemon=True)
+    reclaimer.start()
+    yield rows
+    gate.arrived.set()
+    reclaimer.join(60)
 
 
 def test_a_key_claimed_again_after_the_sweep_read_it_is_kept(
@@ -223,18 +225,9 @@ def test_a_store_that_is_down_is_logged_at_error_per_table_and_not_raised(
 
 
 @pytest.fixture
-def keys_unreadable(storage: Azurite, env: pytest.MonkeyPatch) -> Iterator[None]:
-    """Azurite behind a pass-through that answers 500 to every query of the keys table."""
-
-    def forward(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        if environ["REQUEST_METHOD"] == "GET" and f"/{idempotency.TABLE}()" in environ["RAW_URI"]:
-            start_response("500 Internal Server Error", [("Content-Type", "application/json")])
-            return [b'{"odata.error": {"code": "InternalError", "message": {"value": "down"}}}']
-        return forwarded(storage, environ, start_response)
-
-    with serving(forward) as url:
-        env.setenv("AzureWebJobsStorage", connection_string(f"{url}/{ACCOUNT_NAME}"))
-        yield
+def keys_unreadable(table_proxy: TableProxy) -> None:
+    """Azurite behind a TableProxy that answers 500 to every read of the keys table."""
+    table_proxy.upon("GET", idempotency.TABLE, then=Mishap(status=500))
 
 
 def test_a_table_that_fails_leaves_the_other_swept(
