@@ -72,7 +72,7 @@ def _counters(number: str, settings: Settings, now: datetime) -> list[_Counter]:
         hour = now.replace(minute=0, second=0, microsecond=0)
         counters.append(
             _Counter(
-                row="to-" + hashlib.sha256(_e164(number).encode()).hexdigest(),
+                row="to-" + hashlib.sha256(number.encode()).hexdigest(),
                 window=hour.strftime("%Y%m%d%H"),
                 limit=hourly,
                 ends=hour + timedelta(hours=1),
@@ -95,16 +95,6 @@ def _counters(number: str, settings: Settings, now: datetime) -> list[_Counter]:
             )
         )
     return counters
-
-
-def _e164(number: str) -> str:
-    """The number as libphonenumber writes it: `+44 (0) 7911 123456` and `+447911123456` are one number."""
-    import phonenumbers
-
-    try:
-        return phonenumbers.format_number(phonenumbers.parse(number), phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:  # such as a country code that does not exist
-        return number
 
 
 def _take(counters: Sequence[_Counter], number: str) -> None:

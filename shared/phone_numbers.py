@@ -27,7 +27,18 @@ def normalize(raw: str, name: str) -> str:
     number = _SEPARATORS.sub("", raw)
     if not _E164.fullmatch(number):
         raise _invalid(name)
-    return number
+    return _canonical(number)
+
+
+def _canonical(number: str) -> str:
+    """The number as libphonenumber writes it, without a trunk prefix written after the country code:
+    `+44 (0) 7911 123456` is +447911123456, to Twilio, the limits and an Idempotency-Key alike."""
+    import phonenumbers  # on first use: its metadata weighs on every cold start
+
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(number), phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:  # such as a country code that does not exist
+        return number
 
 
 def _invalid(name: str, hint: str = "") -> ApiError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shared import phone_numbers
@@ -16,9 +18,22 @@ from shared.errors import ApiError
         ("+44.7700.900123", "+447700900123"),
         (" +33 6 12 34 56 78 ", "+33612345678"),
         ("+123456789012345", "+123456789012345"),
+        ("+99", "+99"),
     ],
 )
 def test_numbers_are_normalised_to_e164(raw: str, number: str) -> None:
+    assert phone_numbers.parse({"to": raw}, "to") == number
+
+
+@pytest.mark.parametrize(
+    ("raw", "number"),
+    [
+        ("+44 (0) 7911 123456", "+447911123456"),
+        ("+4407911123456", "+447911123456"),
+        ("+39 06 1234 5678", "+390612345678"),
+    ],
+)
+def test_a_trunk_prefix_after_the_country_code_is_dropped_where_the_country_drops_it(raw: str, number: str) -> None:
     assert phone_numbers.parse({"to": raw}, "to") == number
 
 
@@ -73,3 +88,11 @@ def test_a_missing_number_is_told_it_is_required() -> None:
 
 def test_a_seven_character_number_is_masked_but_for_its_last_four() -> None:
     assert phone_numbers.masked("+123456") == "+12****"
+
+
+def test_the_api_docs_example_of_a_trunk_prefix_is_what_the_app_sends() -> None:
+    api = (Path(__file__).resolve().parents[2] / "docs/api.md").read_text(encoding="utf-8")
+    written, sent = "+44 (0) 7911 123456", "+447911123456"
+
+    assert f"`{written}` is `{sent}`" in api
+    assert phone_numbers.parse({"to": written}, "to") == sent
