@@ -1,7 +1,8 @@
-"""call_status: Twilio's status callbacks for calls placed by make_call, one log line each."""
+"""call_status: Twilio's status callbacks for calls placed by make_call, each kept and logged once."""
 
 import azure.functions as func
 
+from shared import outcomes
 from shared.call_events import log_call_event
 from shared.webhooks import twilio_webhook
 
@@ -12,5 +13,6 @@ bp = func.Blueprint()
 @bp.route(route="call_status", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @twilio_webhook
 def call_status(req: func.HttpRequest) -> func.HttpResponse:
-    log_call_event(req.form)
+    if outcomes.record_event(outcomes.CALLS, req.form, req.headers.get(outcomes.RETRY_HEADER)):
+        log_call_event(req.form)
     return func.HttpResponse(status_code=204)

@@ -2,6 +2,7 @@
 
 import azure.functions as func
 
+from shared import outcomes
 from shared.outbound import Call, deliver, place_call
 from shared.params import idempotency_key, read_params
 from shared.public_url import callback_base
@@ -18,6 +19,7 @@ def make_call(req: func.HttpRequest) -> func.HttpResponse:
     values, settings = read_params(req), get_settings()
     call = Call.from_params(values, settings)
     key = idempotency_key(req)
-    return outcome_response(
-        deliver("make_call", call, key, settings, lambda: place_call(call, callback_base(req, settings)))
-    )
+    base = callback_base(req, settings)
+    outcome = deliver("make_call", call, key, settings, lambda: place_call(call, base))
+    outcomes.record_created(outcomes.CALLS, outcome, settings)
+    return outcome_response(outcome, outcomes.status_url(outcomes.CALLS, outcome, base))

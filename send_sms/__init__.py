@@ -2,9 +2,11 @@
 
 import azure.functions as func
 
+from shared import outcomes
 from shared.outbound import Sms, deliver
 from shared.outbound import send_sms as send
 from shared.params import idempotency_key, read_params
+from shared.public_url import callback_base
 from shared.responses import answers_errors, outcome_response
 from shared.settings import get_settings
 
@@ -18,4 +20,7 @@ def send_sms(req: func.HttpRequest) -> func.HttpResponse:
     values, settings = read_params(req), get_settings()
     sms = Sms.from_params(values, settings)
     key = idempotency_key(req)
-    return outcome_response(deliver("send_sms", sms, key, settings, lambda: send(sms)))
+    base = callback_base(req, settings)
+    outcome = deliver("send_sms", sms, key, settings, lambda: send(sms, base))
+    outcomes.record_created(outcomes.MESSAGES, outcome, settings)
+    return outcome_response(outcome, outcomes.status_url(outcomes.MESSAGES, outcome, base))

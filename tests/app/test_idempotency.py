@@ -387,7 +387,8 @@ def test_a_key_costs_a_request_two_table_round_trips(
     table_round_trips.clear()
 
     assert keyed("make_call", CALL, "second").status_code == 201
-    assert len(table_round_trips) == 2, table_round_trips
+    keys = [trip for trip in table_round_trips if "/idempotency" in trip]  # the outcome's, in test_outcomes.py
+    assert len(keys) == 2, table_round_trips
 
 
 def test_a_replay_costs_two_table_round_trips(
@@ -440,6 +441,7 @@ def test_what_is_stored_is_hashes_and_the_answer_never_the_key_text_or_a_secret(
     twilio: TwilioStandIn, storage: Azurite
 ) -> None:
     answer = body_json(keyed("make_call", CALL, KEY))
+    del answer["status_url"]  # added to each answer, the replayed ones too
 
     (entity,) = table(storage, "idempotency").list_entities()
     stored = json.dumps({name: str(value) for name, value in entity.items()})
@@ -554,7 +556,7 @@ def test_a_key_released_before_it_could_be_read_is_claimed_on_the_next_round(
     response = keyed("make_call", CALL, KEY)
 
     assert response.status_code == 201
-    assert [r.method for r in contested.received if not r.path.endswith("/Tables")] == ["POST", "GET", "POST", "PUT"]
+    assert [r.method for r in contested.received if "/idempotency" in r.path] == ["POST", "GET", "POST", "PUT"]
     assert len(twilio.creations()) == 1
 
 
