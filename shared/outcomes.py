@@ -265,7 +265,7 @@ def resource(kind: Kind, sid: str, rows: Iterable[Mapping[str, Any]]) -> dict[st
     """The answer from a sid's rows: the first row's who and when, the furthest status, and the events."""
     rows = list(rows)
     created = next((row for row in rows if row["RowKey"] == CREATED), None)
-    if created is None or created["Function"] != kind.function:
+    if created is None:
         return None
     first = _Event(created["Status"], created["Created"], created["Created"], {})
     events = sorted(
