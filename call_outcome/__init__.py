@@ -2,7 +2,6 @@
 
 import azure.functions as func
 
-from shared import outcomes
 from shared.responses import answers_errors_async
 
 bp = func.Blueprint()
@@ -12,4 +11,6 @@ bp = func.Blueprint()
 @bp.route(route="calls/{sid}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @answers_errors_async
 async def call_outcome(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import outcomes  # on first use: kept out of the cold import
+
     return await outcomes.serve(outcomes.CALLS, req)

@@ -2,7 +2,6 @@
 
 import azure.functions as func
 
-from shared import outcomes
 from shared.call_events import log_call_event
 from shared.webhooks import twilio_webhook
 
@@ -13,6 +12,8 @@ bp = func.Blueprint()
 @bp.route(route="call_status", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @twilio_webhook
 def call_status(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import outcomes  # on first use: kept out of the cold import
+
     if outcomes.record_event(outcomes.CALLS, req.form, req.headers.get(outcomes.RETRY_HEADER)):
         log_call_event(req.form)
     return func.HttpResponse(status_code=204)

@@ -2,7 +2,6 @@
 
 import azure.functions as func
 
-from shared import outcomes
 from shared.outbound import Call, deliver, place_call
 from shared.params import idempotency_key, read_params
 from shared.public_url import callback_base
@@ -16,6 +15,8 @@ bp = func.Blueprint()
 @bp.route(route="make_call", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
 @answers_errors
 def make_call(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import outcomes  # on first use: kept out of the cold import
+
     values, settings = read_params(req), get_settings()
     call = Call.from_params(values, settings)
     key = idempotency_key(req)

@@ -2,7 +2,6 @@
 
 import azure.functions as func
 
-from shared import outcomes
 from shared.outbound import Sms, deliver
 from shared.outbound import send_sms as send
 from shared.params import idempotency_key, read_params
@@ -17,6 +16,8 @@ bp = func.Blueprint()
 @bp.route(route="send_sms", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @answers_errors
 def send_sms(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import outcomes  # on first use: kept out of the cold import
+
     values, settings = read_params(req), get_settings()
     sms = Sms.from_params(values, settings)
     key = idempotency_key(req)

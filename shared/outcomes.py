@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
@@ -44,22 +44,38 @@ RETRY_AFTER = "5"
 _WAIT = re.compile("[0-9]{1,4}")
 
 
-class Kind(NamedTuple):
+class Kind:
     """Calls or texts: how Twilio names their fields, and the order of their statuses.
 
-    A NamedTuple: this module is imported on every cold start."""
+    A plain class: a NamedTuple or a dataclass would cost this module's import, on every cold start, a
+    compilation of each field's annotation."""
 
-    noun: str
-    function: str  # the function that places or sends them
-    route: str  # served at /api/<route>/{sid}
-    sid: re.Pattern[str]
-    sid_shape: str
-    sid_field: str
-    status_field: str
-    lifecycle: Mapping[str, int]  # each status's place in Twilio's lifecycle
-    final: frozenset[str]
-    stored: tuple[str, ...]  # Twilio's fields that explain an outcome, kept when a callback carries them
-    reported: Mapping[str, str]  # those served as they are, by their name in the answer (ErrorCode: "error")
+    def __init__(
+        self,
+        *,
+        noun: str,
+        function: str,
+        route: str,
+        sid: str,
+        sid_shape: str,
+        sid_field: str,
+        status_field: str,
+        lifecycle: Mapping[str, int],
+        final: frozenset[str],
+        stored: tuple[str, ...],
+        reported: Mapping[str, str],
+    ) -> None:
+        self.noun = noun
+        self.function = function  # the function that places or sends them
+        self.route = route  # served at /api/<route>/{sid}
+        self.sid = re.compile(sid)
+        self.sid_shape = sid_shape
+        self.sid_field = sid_field
+        self.status_field = status_field
+        self.lifecycle = lifecycle  # each status's place in Twilio's lifecycle
+        self.final = final
+        self.stored = stored  # Twilio's fields that explain an outcome, kept when a callback carries them
+        self.reported = reported  # those served as they are, by their name in the answer (ErrorCode: "error")
 
 
 _CALL_FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
@@ -70,7 +86,7 @@ CALLS = Kind(
     noun="call",
     function="make_call",
     route="calls",
-    sid=re.compile("CA[0-9a-fA-F]{32}"),
+    sid="CA[0-9a-fA-F]{32}",
     sid_shape="CA and 32 hex digits",
     sid_field="CallSid",
     status_field="CallStatus",
@@ -83,7 +99,7 @@ MESSAGES = Kind(
     noun="message",
     function="send_sms",
     route="messages",
-    sid=re.compile("(SM|MM)[0-9a-fA-F]{32}"),
+    sid="(SM|MM)[0-9a-fA-F]{32}",
     sid_shape="SM or MM and 32 hex digits",
     sid_field="MessageSid",
     status_field="MessageStatus",
@@ -103,11 +119,14 @@ MESSAGES = Kind(
 )
 
 
-class _Event(NamedTuple):
-    status: str
-    at: datetime  # when Twilio says it happened, else when the app heard of it
-    received: datetime
-    fields: Mapping[str, str]
+class _Event:
+    __slots__ = ("at", "fields", "received", "status")
+
+    def __init__(self, status: str, at: datetime, received: datetime, fields: Mapping[str, str]) -> None:
+        self.status = status
+        self.at = at  # when Twilio says it happened, else when the app heard of it
+        self.received = received
+        self.fields = fields
 
 
 # --- written: the first row, then each status callback ---------------------------------------------------------------
@@ -164,7 +183,7 @@ def record_event(kind: Kind, form: Mapping[str, str], token: str | None) -> bool
 def _event_key(form: Mapping[str, str], token: str | None) -> str:
     """Twilio's idempotency token, which a retry carries unchanged; without one (an older or a local sender),
     the callback's own fields, which a retry repeats. Hashed: a RowKey cannot hold every character."""
-    source = f"token:{token}" if token else "form:" + "&".join(f"{k}={v}" for k, v in sorted(form.items()))
+    source = token or "&".join(f"{name}={value}" for name, value in sorted(form.items()))
     return hashlib.sha256(source.encode()).hexdigest()
 
 

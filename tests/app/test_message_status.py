@@ -43,7 +43,7 @@ def test_message_status_logs_an_undelivered_text_as_the_warning_the_api_referenc
     assert f"\n{record.getMessage().replace(SID, 'SM…')}\n" in shown
 
 
-@pytest.mark.parametrize("status", ["failed", "canceled"])
+@pytest.mark.parametrize("status", ["undelivered", "failed", "canceled"])
 def test_message_status_logs_a_text_that_did_not_get_through_as_a_warning(
     caplog: pytest.LogCaptureFixture, status: str
 ) -> None:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import logging
 import threading
 import time
@@ -17,7 +19,18 @@ from shared.outcomes import RETRY_HEADER, TABLE, expired
 from shared.settings import ConfigurationError, Settings
 from testing.standins import TwilioStandIn
 from tests.app.state_support import keyed, table
-from tests.support import FUNCTIONS, body_json, error_of, eventually, fixture, function_url, invoke, signed_post
+from tests.support import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FUNCTIONS,
+    body_json,
+    error_of,
+    eventually,
+    fixture,
+    function_url,
+    invoke,
+    signed_post,
+)
 
 CALL = {"to": "+15558675310", "message": "Your table is ready"}
 TEXT = {"to": "+15558675310", "body": "Your code is 1234"}
@@ -290,6 +303,35 @@ def test_an_outcome_costs_one_query(twilio: TwilioStandIn, table_round_trips: li
     assert table_round_trips == [f"GET /{ACCOUNT_NAME}/{TABLE}()"]
 
 
+def test_what_is_stored_is_who_when_and_twilios_fields_never_the_text_or_a_secret(
+    twilio: TwilioStandIn, storage: Azurite
+) -> None:
+    sid = send_text()
+    text_event("message_status_undelivered", sid, token="idem-token-1")
+
+    stored = sorted(
+        table(storage, TABLE).query_entities("PartitionKey eq @sid", parameters={"sid": sid}),
+        key=lambda row: str(row["RowKey"]),
+    )
+    first, event = stored
+    assert {name: first[name] for name in ("RowKey", "Function", "To", "From", "Status")} == {
+        "RowKey": "created",
+        "Function": "send_sms",
+        "To": TEXT["to"],
+        "From": FROM,
+        "Status": "queued",
+    }
+    assert event["RowKey"] == "event-" + hashlib.sha256(b"idem-token-1").hexdigest()
+    assert {name: event[name] for name in ("Status", "ErrorCode", "ErrorMessage")} == {
+        "Status": "undelivered",
+        "ErrorCode": "30003",
+        "ErrorMessage": "Unreachable destination handset",
+    }
+    text = json.dumps([{name: str(value) for name, value in row.items()} for row in stored])
+    for secret in (TEXT["body"], ACCOUNT_SID, AUTH_TOKEN):
+        assert secret not in text
+
+
 # --- refusals ---------------------------------------------------------------------------------------------------------
 
 
@@ -342,6 +384,18 @@ def test_an_outcome_without_storage_answers_503_naming_the_setting(twilio: Twili
 
     assert response.status_code == 503
     assert (error_of(response)["code"], error_of(response)["target"]) == ("state_unavailable", "AzureWebJobsStorage")
+
+
+def test_without_storage_outcomes_are_not_kept_with_one_warning(
+    twilio: TwilioStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        sid = place_call()
+        assert call_event("call_status_completed", sid).status_code == 204
+
+    assert [r.getMessage() for r in caplog.records if r.name == "shared.outcomes"] == [
+        "No storage is configured (AzureWebJobsStorage): outcomes of calls and texts are not kept"
+    ]
 
 
 @pytest.mark.usefixtures("unreachable_storage")
@@ -421,15 +475,3 @@ def test_outcome_retention_days_below_1_or_not_whole_is_a_configuration_error(va
         _ = Settings(outcome_retention_days_setting=value).outcome_retention_days
 
     assert refused.value.target == "OUTCOME_RETENTION_DAYS"
-
-
-def test_without_storage_outcomes_are_not_kept_with_one_warning(
-    twilio: TwilioStandIn, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.WARNING):
-        sid = place_call()
-        assert call_event("call_status_completed", sid).status_code == 204
-
-    assert [r.getMessage() for r in caplog.records if r.name == "shared.outcomes"] == [
-        "No storage is configured (AzureWebJobsStorage): outcomes of calls and texts are not kept"
-    ]
