@@ -475,3 +475,16 @@ def test_outcome_retention_days_below_1_or_not_whole_is_a_configuration_error(va
         _ = Settings(outcome_retention_days_setting=value).outcome_retention_days
 
     assert refused.value.target == "OUTCOME_RETENTION_DAYS"
+
+
+@pytest.mark.parametrize("code", ["²", "30003x"])
+def test_a_code_that_is_not_a_number_is_answered_as_null(twilio: TwilioStandIn, storage: Azurite, code: str) -> None:
+    sid = place_call()
+    signed_post(
+        "call_status", {**fixture("call_status_failed"), "CallSid": sid, "ErrorCode": code, "CallDuration": code}
+    )
+
+    answer = outcome("calls", sid)
+
+    assert answer.status_code == 200
+    assert (body_json(answer)["error"], body_json(answer)["duration"]) == (None, None)
