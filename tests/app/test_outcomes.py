@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devtools.azurite import ACCOUNT_NAME, Azurite
 from shared.outcomes import RETRY_HEADER, TABLE, expired
@@ -405,6 +407,24 @@ def test_an_outcome_with_the_store_down_answers_503_with_retry_after() -> None:
     assert response.status_code == 503
     assert error_of(response)["code"] == "state_unavailable"
     assert response.headers["Retry-After"] == "5"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    route=st.sampled_from(sorted(OUTCOME_FUNCTIONS)),
+    sid=st.sampled_from(["CA" + "0" * 32, "SM" + "0" * 32]) | st.text(max_size=40),
+    wait=st.sampled_from(["0", "20", "21"]) | st.text(max_size=6),
+)
+def test_generated_outcome_requests_get_clear_answers(route: str, sid: str, wait: str) -> None:
+    """Without storage, a well-formed request answers 503 at once; any other, 400."""
+    req = func.HttpRequest(
+        "GET", function_url(f"{route}/x"), params={"wait": wait}, route_params={"sid": sid}, body=b""
+    )
+
+    response = FUNCTIONS[OUTCOME_FUNCTIONS[route]].call(req)
+
+    assert response.status_code in {400, 503}
+    assert error_of(response)["target"] in {"sid", "wait", "AzureWebJobsStorage"}
 
 
 # --- ?wait: a long poll that holds no worker thread ------------------------------------------------------------------
