@@ -21,6 +21,8 @@ def make_call(req: func.HttpRequest) -> func.HttpResponse:
     call = Call.from_params(values, settings)
     key = idempotency_key(req)
     base = callback_base(req, settings)
-    outcome = deliver("make_call", call, key, settings, lambda: place_call(call, base))
+    outcome = deliver(
+        "make_call", call, key, settings, lambda: outcomes.linked(outcomes.CALLS, place_call(call, base), base)
+    )
     outcomes.record_created(outcomes.CALLS, outcome, settings)
-    return outcome_response(outcome, outcomes.status_url(outcomes.CALLS, outcome, base))
+    return outcome_response(outcome)

@@ -22,6 +22,6 @@ def send_sms(req: func.HttpRequest) -> func.HttpResponse:
     sms = Sms.from_params(values, settings)
     key = idempotency_key(req)
     base = callback_base(req, settings)
-    outcome = deliver("send_sms", sms, key, settings, lambda: send(sms, base))
+    outcome = deliver("send_sms", sms, key, settings, lambda: outcomes.linked(outcomes.MESSAGES, send(sms, base), base))
     outcomes.record_created(outcomes.MESSAGES, outcome, settings)
-    return outcome_response(outcome, outcomes.status_url(outcomes.MESSAGES, outcome, base))
+    return outcome_response(outcome)

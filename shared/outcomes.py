@@ -229,11 +229,10 @@ def expired(settings: Settings, now: datetime) -> tuple[str, dict[str, Any]]:
 # --- served: GET /api/calls/{sid} and /api/messages/{sid} ------------------------------------------------------------
 
 
-def status_url(kind: Kind, outcome: Outcome, base: str) -> str | None:
-    """Where a 201's call or text can be followed, under the same base as the links given to Twilio."""
-    if outcome.status != 201:
-        return None
-    return function_url(base, f"{kind.route}/{outcome.body['sid']}")
+def linked(kind: Kind, answer: dict[str, Any], base: str) -> dict[str, Any]:
+    """Twilio's answer with `status_url`, where the call or text can be followed, under the same base as the
+    links given to Twilio. Part of the answer an Idempotency-Key replays, so a replay links to it too."""
+    return {**answer, "status_url": function_url(base, f"{kind.route}/{answer['sid']}")}
 
 
 async def serve(kind: Kind, req: func.HttpRequest) -> func.HttpResponse:
@@ -331,13 +330,13 @@ def _latest_fields(kind: Kind, timeline: list[_Event]) -> dict[str, str]:
 def _value(name: str, value: str | None) -> int | str | None:
     if value is None or name not in _NUMBERS:
         return value
-    return int(value) if value.isdigit() else None
+    return int(value) if _is_number(value) else None
 
 
 def _error(fields: Mapping[str, str]) -> dict[str, Any] | None:
     """Twilio's error code with its meaning where it is a common one, and a text's ErrorMessage if any."""
     code = fields.get("ErrorCode", "")
-    if not code.isdigit():
+    if not _is_number(code):
         return None
     error: dict[str, Any] = {"code": int(code)}
     if int(code) in MEANINGS:
@@ -345,6 +344,11 @@ def _error(fields: Mapping[str, str]) -> dict[str, Any] | None:
     if fields.get("ErrorMessage"):
         error["message"] = fields["ErrorMessage"]
     return error
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes characters such as "²" that int() refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def _iso(moment: datetime) -> str:

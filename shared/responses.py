@@ -33,15 +33,13 @@ def error_response(error: ApiError) -> func.HttpResponse:
     return json_response(error.body(), error.status, error.headers)
 
 
-def outcome_response(outcome: Outcome, status_url: str | None = None) -> func.HttpResponse:
+def outcome_response(outcome: Outcome) -> func.HttpResponse:
     """A replayed answer says so in a header; its status and body are the first answer's. A created call or
-    text links to where its outcome can be followed, in the body and in Location."""
+    text's `status_url`, where its outcome can be followed, is its Location too."""
     headers = {REPLAYED: "true"} if outcome.replayed else {}
-    body = outcome.body
-    if status_url is not None:
-        body = {**body, "status_url": status_url}
-        headers["Location"] = status_url
-    return json_response(body, outcome.status, headers)
+    if outcome.status == 201 and "status_url" in outcome.body:
+        headers["Location"] = outcome.body["status_url"]
+    return json_response(outcome.body, outcome.status, headers)
 
 
 def twiml_response(twiml: str) -> func.HttpResponse:
