@@ -47,8 +47,7 @@ _WAIT = re.compile("[0-9]{1,4}")
 class Kind:
     """Calls or texts: how Twilio names their fields, and the order of their statuses.
 
-    A plain class: a NamedTuple or a dataclass would cost this module's import, on every cold start, a
-    compilation of each field's annotation."""
+    A plain class: a NamedTuple or a dataclass compiles each field's annotation when the module loads."""
 
     def __init__(
         self,
