@@ -94,7 +94,8 @@ class ProxyWorker:
         if function is None:
             return {"status": "Failure", "exception": "not indexed", "status_code": 0, "headers": {}, "body": ""}
         (trigger,) = [name for name, binding in function.bindings.items() if binding.type == "httpTrigger"]
-        http = self.protos.RpcHttp(**{field: request[field] for field in ("method", "url", "headers", "query")})
+        fields = ("method", "url", "headers", "query", "params")  # params: the route's parameters
+        http = self.protos.RpcHttp(**{field: request[field] for field in fields})
         if request["body"]:
             http.body.CopyFrom(self.protos.TypedData(bytes=request["body"].encode()))
         data = self.protos.ParameterBinding(name=trigger, data=self.protos.TypedData(http=http))
