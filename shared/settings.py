@@ -19,6 +19,7 @@ DEFAULT_VOICE_MESSAGE = "Hello Monkey!"
 DEFAULT_SMS_REPLY = "Hey, thanks for the ping! Twilio and Azure rock!"
 DEFAULT_DESTINATION_HOURLY_LIMIT = 10
 DEFAULT_OUTCOME_RETENTION_DAYS = 30
+MAX_OUTCOME_RETENTION_DAYS = 3650  # ten years; far beyond, the cutoff date would overflow
 # HTTP requests one instance answers at once: Flex Consumption's perInstanceConcurrency, 1 for Python unless set.
 # At 16, `make bench` measured make_call about 15 times as fast as one at a time, its median unchanged; 32 gave 26
 # to 29 times, but every request's work shares one GIL: voice_url's p99, 5 to 9 ms alone, was 45 to 80 ms at 16 and
@@ -279,8 +280,8 @@ def _days(setting: str, name: str, default: int) -> int:
     raw = setting.strip()
     if not raw:
         return default
-    if not raw.isdigit() or not raw.isascii() or int(raw) < 1:
-        raise ConfigurationError(name, "must be a whole number of days, at least 1")
+    if not raw.isdigit() or not raw.isascii() or not 1 <= int(raw) <= MAX_OUTCOME_RETENTION_DAYS:
+        raise ConfigurationError(name, f"must be a whole number of days from 1 to {MAX_OUTCOME_RETENTION_DAYS}")
     return int(raw)
 
 

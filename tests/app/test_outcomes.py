@@ -487,10 +487,11 @@ def test_rows_past_the_retention_are_the_ones_the_sweep_finds(twilio: TwilioStan
 def test_outcomes_are_kept_30_days_unless_set_otherwise() -> None:
     assert Settings().outcome_retention_days == 30
     assert Settings(outcome_retention_days_setting="7").outcome_retention_days == 7
+    assert Settings(outcome_retention_days_setting="3650").outcome_retention_days == 3650
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "thirty", "1.5"])
-def test_outcome_retention_days_below_1_or_not_whole_is_a_configuration_error(value: str) -> None:
+@pytest.mark.parametrize("value", ["0", "-1", "thirty", "1.5", "3651", "99999999"])
+def test_outcome_retention_days_outside_1_to_3650_or_not_whole_is_a_configuration_error(value: str) -> None:
     with pytest.raises(ConfigurationError) as refused:
         _ = Settings(outcome_retention_days_setting=value).outcome_retention_days
 
