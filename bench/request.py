@@ -38,8 +38,8 @@ class WebRequest:
 
 
 def handlers(app: func.FunctionApp) -> dict[str, Handler]:
-    """The app's HTTP functions by name, as the worker indexes them."""
-    return {function.name: function.handler for function in http_functions(app)}
+    """The app's HTTP functions by name, as the worker indexes them (an `async def` one run to its end)."""
+    return {function.name: function.call for function in http_functions(app)}
 
 
 def serve(handler: Handler, request: WebRequest, status: int) -> float:

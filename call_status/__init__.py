@@ -1,4 +1,4 @@
-"""call_status: Twilio's status callbacks for calls placed by make_call, one log line each."""
+"""call_status: Twilio's status callbacks for calls placed by make_call, each kept and logged once."""
 
 import azure.functions as func
 
@@ -12,5 +12,8 @@ bp = func.Blueprint()
 @bp.route(route="call_status", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @twilio_webhook
 def call_status(req: func.HttpRequest) -> func.HttpResponse:
-    log_call_event(req.form)
+    from shared import outcomes  # on first use: kept out of the cold import
+
+    if outcomes.record_event(outcomes.CALLS, req.form, req.headers.get(outcomes.RETRY_HEADER)):
+        log_call_event(req.form)
     return func.HttpResponse(status_code=204)

@@ -3,9 +3,12 @@ them, and the request parameters as the Functions host hands them to the worker.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -18,6 +21,8 @@ from azure.functions.decorators.timer import TimerTrigger
 from shared.webhooks import is_twilio_webhook
 
 ROOT = Path(__file__).resolve().parent.parent
+Handler = Callable[[func.HttpRequest], func.HttpResponse | Awaitable[func.HttpResponse]]
+_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class HttpFunction:
     route: str
     methods: tuple[str, ...]
     auth_level: str
-    handler: Callable[[func.HttpRequest], func.HttpResponse]
+    handler: Handler
 
     @property
     def webhook(self) -> bool:
@@ -35,6 +40,31 @@ class HttpFunction:
 
     def path(self, prefix: str) -> str:
         return "/" + "/".join(part for part in (prefix, self.route) if part)
+
+    def route_params(self, prefix: str, path: str) -> dict[str, str] | None:
+        """`req.route_params` when `path` matches the route's template, else None. Literal segments match
+        whatever their case, as the Functions host matches them; `{name}` takes one whole segment. Constraints
+        and optional or catch-all parameters are not served here."""
+        pattern = []
+        for segment in self.path(prefix).split("/"):
+            parameter = _PARAMETER.fullmatch(segment)
+            if parameter is not None:
+                pattern.append(f"(?P<{parameter[1]}>[^/]+)")
+            elif "{" in segment:
+                raise ValueError(f"The local host does not serve the route template {self.route!r}")
+            else:
+                pattern.append(re.escape(segment))
+        match = re.fullmatch("/".join(pattern), path.rstrip("/"), re.IGNORECASE)
+        return None if match is None else match.groupdict()
+
+    def call(self, req: func.HttpRequest) -> func.HttpResponse:
+        """Run the handler as the worker does; an `async def` one on an event loop of its own here."""
+        answer = self.handler(req)
+        return asyncio.run(_awaited(answer)) if inspect.isawaitable(answer) else answer
+
+
+async def _awaited(answer: Awaitable[func.HttpResponse]) -> func.HttpResponse:
+    return await answer
 
 
 @functools.cache

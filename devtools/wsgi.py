@@ -105,13 +105,14 @@ class LocalHost:
         return self._respond(Request(environ))(environ, start_response)
 
     def _respond(self, request: Request) -> Response:
-        routed = self.routes.get(_route_key(request.path), [])
+        routed = self.routes.get(_route_key(request.path)) or self._templated(request.path)
         function = next((f for f in routed if request.method in f.methods), None)
         if function is not None:
             refusal = (None if function.webhook else self._foreign(request)) or _buffer_body(request.environ)
             if refusal is not None:
                 return answer(refusal)
-            return invoke(function, request, app_service_frontend=self.app_service_frontend)
+            route_params = function.route_params(self.prefix, request.path)
+            return invoke(function, request, app_service_frontend=self.app_service_frontend, route_params=route_params)
         if not routed:
             return answer(ApiError(404, "not_found", f"No function answers {request.path}.", target="url"))
         methods = ", ".join(dict.fromkeys(m for f in routed for m in f.methods))
@@ -158,6 +159,10 @@ class LocalHost:
             return ApiError(403, "cross_origin_request", message, target="Origin")
         return None
 
+    def _templated(self, path: str) -> list[HttpFunction]:
+        """The functions whose route has parameters, such as calls/{sid}, that `path` matches."""
+        return [f for f in self.functions if "{" in f.route and f.route_params(self.prefix, path) is not None]
+
     def banner(self, base_url: str) -> str:
         lines = ["Functions:", ""]
         for f in self.functions:
@@ -165,20 +170,28 @@ class LocalHost:
         return "\n".join(lines)
 
 
-def invoke(function: HttpFunction, request: Request, *, app_service_frontend: bool = False) -> Response:
-    req = worker_request(request, app_service_frontend=app_service_frontend)
+def invoke(
+    function: HttpFunction,
+    request: Request,
+    *,
+    app_service_frontend: bool = False,
+    route_params: dict[str, str] | None = None,
+) -> Response:
+    req = worker_request(request, app_service_frontend=app_service_frontend, route_params=route_params)
     try:
-        result = function.handler(req)
+        result = function.call(req)
     except Exception:
         logger.exception("Executed 'Functions.%s' (Failed)", function.name)
         return Response(status=500)
     return _to_wsgi(result)
 
 
-def worker_request(request: Request, *, app_service_frontend: bool = False) -> func.HttpRequest:
+def worker_request(
+    request: Request, *, app_service_frontend: bool = False, route_params: dict[str, str] | None = None
+) -> func.HttpRequest:
     """The request as the Functions host hands it to the worker: header names in lower case,
-    the query string parsed its way, and the URL with the path and query string as sent
-    (Twilio signs the exact URL)."""
+    the query string parsed its way, the route's parameters, and the URL with the path and
+    query string as sent (Twilio signs the exact URL)."""
     headers = {name.lower(): value for name, value in request.headers.items()}
     scheme, host = request.scheme, request.host
     if app_service_frontend:
@@ -191,6 +204,7 @@ def worker_request(request: Request, *, app_service_frontend: bool = False) -> f
         url=f"{scheme}://{host}{target}" if target else request.url,
         headers=headers,
         params=query_params(request.query_string.decode("utf-8", errors="replace")),
+        route_params=route_params,
         body=request.get_data(),
     )
 

@@ -15,9 +15,14 @@ bp = func.Blueprint()
 @bp.route(route="make_call", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
 @answers_errors
 def make_call(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import outcomes  # on first use: kept out of the cold import
+
     values, settings = read_params(req), get_settings()
     call = Call.from_params(values, settings)
     key = idempotency_key(req)
-    return outcome_response(
-        deliver("make_call", call, key, settings, lambda: place_call(call, callback_base(req, settings)))
+    base = callback_base(req, settings)
+    outcome = deliver(
+        "make_call", call, key, settings, lambda: outcomes.linked(outcomes.CALLS, place_call(call, base), base)
     )
+    outcomes.record_created(outcomes.CALLS, outcome, settings)
+    return outcome_response(outcome)

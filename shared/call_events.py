@@ -1,4 +1,5 @@
-"""Call status events as structured log lines, so a failed call shows in Application Insights."""
+"""Status events of calls and texts as structured log lines, so a failed call or an undelivered text shows in
+Application Insights. Each line is `<function> Name=value ...`, in a fixed order: queries parse it."""
 
 from __future__ import annotations
 
@@ -8,15 +9,25 @@ from collections.abc import Mapping
 logger = logging.getLogger(__name__)
 
 FIELDS = ("CallSid", "CallStatus", "CallDuration", "ErrorCode", "SipResponseCode")
-_FAILED = {"busy", "failed", "no-answer", "canceled"}
+MESSAGE_FIELDS = ("MessageSid", "MessageStatus", "ErrorCode")
+_FAILED = {"busy", "failed", "no-answer", "canceled", "undelivered"}
 
 
 def log_call_event(form: Mapping[str, str]) -> None:
-    event = {name: form.get(name, "") for name in FIELDS}
-    failed = event["CallStatus"] in _FAILED or bool(event["ErrorCode"])
+    _log("call_status", FIELDS, form, "call_event")
+
+
+def log_message_event(form: Mapping[str, str]) -> None:
+    _log("message_status", MESSAGE_FIELDS, form, "message_event")
+
+
+def _log(function: str, fields: tuple[str, ...], form: Mapping[str, str], extra: str) -> None:
+    """A warning when the call or text did not get through, or Twilio reported an error code."""
+    event = {name: form.get(name, "") for name in fields}
+    failed = event[fields[1]] in _FAILED or bool(event["ErrorCode"])
     logger.log(
         logging.WARNING if failed else logging.INFO,
-        "call_status " + " ".join(f"{name}=%s" for name in FIELDS),
+        f"{function} " + " ".join(f"{name}=%s" for name in fields),
         *event.values(),
-        extra={"call_event": event},
+        extra={extra: event},
     )

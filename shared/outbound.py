@@ -139,11 +139,13 @@ def place_call(call: Call, base: str) -> dict[str, Any]:
     return {"sid": created.sid, "status": created.status, "to": created.to, "from": created._from}
 
 
-def send_sms(sms: Sms) -> dict[str, Any]:
+def send_sms(sms: Sms, base: str) -> dict[str, Any]:
+    """Ask Twilio to send the text; it posts each change of the text's status to message_status under `base`."""
     from shared.twilio_client import call_twilio
 
+    status_url = function_url(base, "message_status")
     sent = call_twilio(
-        lambda client: client.messages.create(to=sms.to, from_=sms.from_, body=sms.body),
+        lambda client: client.messages.create(to=sms.to, from_=sms.from_, body=sms.body, status_callback=status_url),
         outcome="whether the message was sent",
     )
     logger.info("Sent message %s (%s)", sent.sid, sent.status)

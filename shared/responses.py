@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
+AsyncHandler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 REPLAYED = "Idempotent-Replayed"
 
 
@@ -33,8 +34,12 @@ def error_response(error: ApiError) -> func.HttpResponse:
 
 
 def outcome_response(outcome: Outcome) -> func.HttpResponse:
-    """A replayed answer says so in a header; its status and body are the first answer's."""
-    return json_response(outcome.body, outcome.status, {REPLAYED: "true"} if outcome.replayed else None)
+    """A replayed answer says so in a header; its status and body are the first answer's. A created call or
+    text's `status_url`, where its outcome can be followed, is its Location too."""
+    headers = {REPLAYED: "true"} if outcome.replayed else {}
+    if outcome.status == 201 and "status_url" in outcome.body:
+        headers["Location"] = outcome.body["status_url"]
+    return json_response(outcome.body, outcome.status, headers)
 
 
 def twiml_response(twiml: str) -> func.HttpResponse:
@@ -53,18 +58,46 @@ def answers_errors(handler: Handler) -> Handler:
     return wrapper
 
 
+def answers_errors_async(handler: AsyncHandler) -> AsyncHandler:
+    """answers_errors for a handler that awaits: the Python worker runs it on its event loop, not on a thread."""
+
+    @functools.wraps(handler)
+    async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        return await _answered_async(handler, req)
+
+    return wrapper
+
+
 def _answered(handler: Handler, req: func.HttpRequest) -> func.HttpResponse:
     """What answers_errors' wrapper runs: a plain function, so mutation testing reaches it."""
     try:
         check_body_size(req)
         return handler(req)
     except ApiError as error:
-        log = logger.warning if error.status >= 500 else logger.info
-        log("%s %s answered %d %s", req.method, _path(req), error.status, error.code)
-        return error_response(error)
+        return _refused(req, error)
     except Exception:
-        logger.exception("%s %s failed unexpectedly", req.method, _path(req))
-        return error_response(ApiError(500, "internal_error", "The function failed unexpectedly."))
+        return _failed(req)
+
+
+async def _answered_async(handler: AsyncHandler, req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        check_body_size(req)
+        return await handler(req)
+    except ApiError as error:
+        return _refused(req, error)
+    except Exception:
+        return _failed(req)
+
+
+def _refused(req: func.HttpRequest, error: ApiError) -> func.HttpResponse:
+    log = logger.warning if error.status >= 500 else logger.info
+    log("%s %s answered %d %s", req.method, _path(req), error.status, error.code)
+    return error_response(error)
+
+
+def _failed(req: func.HttpRequest) -> func.HttpResponse:
+    logger.exception("%s %s failed unexpectedly", req.method, _path(req))
+    return error_response(ApiError(500, "internal_error", "The function failed unexpectedly."))
 
 
 def _path(req: func.HttpRequest) -> str:

@@ -18,6 +18,8 @@ from shared.errors import ApiError
 DEFAULT_VOICE_MESSAGE = "Hello Monkey!"
 DEFAULT_SMS_REPLY = "Hey, thanks for the ping! Twilio and Azure rock!"
 DEFAULT_DESTINATION_HOURLY_LIMIT = 10
+DEFAULT_OUTCOME_RETENTION_DAYS = 30
+MAX_OUTCOME_RETENTION_DAYS = 3650  # ten years; far beyond, the cutoff date would overflow
 # HTTP requests one instance answers at once: Flex Consumption's perInstanceConcurrency, 1 for Python unless set.
 # At 16, `make bench` measured make_call about 15 times as fast as one at a time, its median unchanged; 32 gave 26
 # to 29 times, but every request's work shares one GIL: voice_url's p99, 5 to 9 ms alone, was 45 to 80 ms at 16 and
@@ -72,6 +74,7 @@ SETTING_NAMES = (
     "DAILY_LIMIT",
     "LIMITS_FAIL_OPEN",
     "PER_INSTANCE_CONCURRENCY",
+    "OUTCOME_RETENTION_DAYS",
     "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN",
     "AZURE_CLIENT_ID",
@@ -109,6 +112,8 @@ class Settings:
     limits_fail_open_setting: str = ""
     # As set, like the limits: it sizes the Twilio client's connection pool, so only make_call and send_sms need it.
     per_instance_concurrency_setting: str = ""
+    # As set: only the daily sweep of the outcomes table needs it.
+    outcome_retention_days_setting: str = ""
 
     @functools.cached_property
     def allowed_destinations(self) -> tuple[str, ...]:
@@ -134,6 +139,11 @@ class Settings:
     def per_instance_concurrency(self) -> int:
         """The requests one instance answers at once, so the Twilio calls it may have open at once."""
         return _concurrency(self.per_instance_concurrency_setting, "PER_INSTANCE_CONCURRENCY")
+
+    @functools.cached_property
+    def outcome_retention_days(self) -> int:
+        """Days a call's or a text's outcome is kept before the daily sweep deletes it."""
+        return _days(self.outcome_retention_days_setting, "OUTCOME_RETENTION_DAYS", DEFAULT_OUTCOME_RETENTION_DAYS)
 
     # The properties call plain functions, which mutation testing reaches (it leaves decorated ones alone).
     @property
@@ -178,6 +188,7 @@ class Settings:
             daily_limit_setting=environ.get("DAILY_LIMIT", ""),
             limits_fail_open_setting=environ.get("LIMITS_FAIL_OPEN", ""),
             per_instance_concurrency_setting=environ.get("PER_INSTANCE_CONCURRENCY", ""),
+            outcome_retention_days_setting=environ.get("OUTCOME_RETENTION_DAYS", ""),
         )
 
 
@@ -262,6 +273,15 @@ def _concurrency(setting: str, name: str) -> int:
         return DEFAULT_PER_INSTANCE_CONCURRENCY
     if not raw.isdigit() or not raw.isascii() or not 1 <= int(raw) <= MAX_PER_INSTANCE_CONCURRENCY:
         raise ConfigurationError(name, f"must be a whole number from 1 to {MAX_PER_INSTANCE_CONCURRENCY}")
+    return int(raw)
+
+
+def _days(setting: str, name: str, default: int) -> int:
+    raw = setting.strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not raw.isascii() or not 1 <= int(raw) <= MAX_OUTCOME_RETENTION_DAYS:
+        raise ConfigurationError(name, f"must be a whole number of days from 1 to {MAX_OUTCOME_RETENTION_DAYS}")
     return int(raw)
 
 

@@ -1,6 +1,7 @@
 """Deleting the rows of the app's state that no request reads any more: Idempotency-Keys past their
-24 hours, and limit counters of windows that have ended. Each table's owner says which rows those
-are (`idempotency.expired_rows`, `limits.past_windows`); this module deletes them, in batches.
+24 hours, limit counters of windows that have ended, and outcomes past OUTCOME_RETENTION_DAYS. Each
+table's owner says which rows those are (`idempotency.expired_rows`, `limits.past_windows`,
+`outcomes.expired`); this module deletes them, in batches.
 
 A batch is one Table transaction of up to 100 deletes in one partition, the most one may hold: a
 round trip per 100 rows rather than per row, and each within the storage's short per-request
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shared import idempotency, limits
+from shared import idempotency, limits, outcomes
 from shared.errors import ApiError
 from shared.settings import get_settings
 
@@ -30,6 +31,7 @@ PAGE = 1000  # the most entities a Table query answers at once
 SWEPT: tuple[tuple[str, Callable[[datetime], tuple[str, dict[str, Any]]]], ...] = (
     (idempotency.TABLE, idempotency.expired_rows),
     (limits.TABLE, limits.past_windows),
+    (outcomes.TABLE, lambda now: outcomes.expired(get_settings(), now)),
 )
 # A row changed or deleted since the query read it: its batch is deleted row by row, keeping it.
 # A tuple, compared with ==: the SDK may give the code as its string enum, which a set would hash by name.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -44,7 +45,7 @@ def twilio_webhook(handler: Handler) -> Handler:
     return wrapper
 
 
-def is_twilio_webhook(handler: Handler) -> bool:
+def is_twilio_webhook(handler: Callable[..., object]) -> bool:
     """Whether the handler's requests must carry Twilio's signature (functools.wraps keeps the mark
     through any decorator put around it)."""
     return getattr(handler, SIGNED_MARK, False) is True

@@ -4,8 +4,6 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
-from shared.sweep import sweep
-
 bp = func.Blueprint()
 
 # NCRONTAB, in UTC: {second} {minute} {hour} {day} {month} {day of week}. Daily at 03:30, off the hour,
@@ -26,4 +24,6 @@ def sweep_state(timer: func.TimerRequest) -> None:
     policy is set). So a failure is logged at ERROR rather than raised, and the rows it left are
     deleted by the next day's run, which finds them again.
     """
+    from shared.sweep import sweep  # on first use: the state modules weigh on every cold start
+
     sweep(datetime.now(UTC))

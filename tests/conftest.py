@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.azurite import Azurite
+from devtools.ports import free_port
 from testing.process_state import clear_caches, is_setting
 from testing.standins import KeyVaultStandIn, TwilioStandIn
 from tests.support import ACCOUNT_SID, AUTH_TOKEN
@@ -21,6 +23,14 @@ def clean_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     clear_caches()
     yield
     clear_caches()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """Azurite's Table service on a free port, one for the test session."""
+    server = Azurite(free_port()).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -43,16 +43,19 @@ def invoke(
     body: bytes = b"",
     headers: Mapping[str, str] | None = None,
 ) -> func.HttpResponse:
-    """Call the indexed function exactly as the worker would hand it a request."""
+    """Call the indexed function exactly as the worker would hand it a request, its route's parameters
+    read from the URL's path."""
     url = url or function_url(name)
+    parts = urlsplit(url)
     req = func.HttpRequest(
         method,
         url,
         headers=dict(headers or {}),
-        params=dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)),
+        params=dict(parse_qsl(parts.query, keep_blank_values=True)),
+        route_params=FUNCTIONS[name].route_params("api", parts.path),
         body=body,
     )
-    return FUNCTIONS[name].handler(req)
+    return FUNCTIONS[name].call(req)
 
 
 def post_json(name: str, document: Any, *, url: str | None = None) -> func.HttpResponse:

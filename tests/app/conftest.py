@@ -1,4 +1,4 @@
-"""The app's Table storage for its tests: Azurite, once per session, and the ways a test sees or breaks it."""
+"""The app's Table storage for its tests: Azurite (tests/conftest.py), and the ways a test sees or breaks it."""
 
 from __future__ import annotations
 
@@ -10,14 +10,6 @@ from devtools.azurite import ACCOUNT_NAME, Azurite, connection_string
 from devtools.ports import free_port
 from testing.standins import TwilioStandIn
 from tests.app.state_support import HeldTwilio, TableProxy
-
-
-@pytest.fixture(scope="session")
-def azurite() -> Iterator[Azurite]:
-    """Azurite's Table service on a free port, one for the test session."""
-    server = Azurite(free_port()).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

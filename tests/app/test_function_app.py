@@ -46,6 +46,9 @@ def test_functions_are_indexed_with_their_routes_methods_and_auth_levels() -> No
         "sms_url": ("sms_url", ["GET", "POST"], func.AuthLevel.ANONYMOUS.value),
         "send_sms": ("send_sms", ["POST"], func.AuthLevel.FUNCTION.value),
         "call_status": ("call_status", ["POST"], func.AuthLevel.ANONYMOUS.value),
+        "message_status": ("message_status", ["POST"], func.AuthLevel.ANONYMOUS.value),
+        "call_outcome": ("calls/{sid}", ["GET"], func.AuthLevel.FUNCTION.value),
+        "message_outcome": ("messages/{sid}", ["GET"], func.AuthLevel.FUNCTION.value),
     }
 
 

@@ -189,7 +189,8 @@ def test_both_limits_cost_a_request_two_table_round_trips(
     table_round_trips.clear()
 
     assert keyed(name, document, None).status_code == 201
-    assert len(table_round_trips) == 2, table_round_trips
+    counters = [trip for trip in table_round_trips if "/outcomes" not in trip]  # the outcome's, in test_outcomes.py
+    assert len(counters) == 2, table_round_trips
 
 
 def test_a_refusal_is_logged_with_the_number_masked(
@@ -226,7 +227,7 @@ def test_a_lone_counter_is_written_without_a_transaction(twilio: TwilioStandIn, 
     table_round_trips.clear()
 
     assert keyed("send_sms", SMS, None).status_code == 201
-    assert table_round_trips == [
+    assert [trip for trip in table_round_trips if "/outcomes" not in trip] == [
         f"GET /{ACCOUNT_NAME}/limits()",
         f"PUT /{ACCOUNT_NAME}/limits(PartitionKey='counters',RowKey='{row_of(SMS['to'])}')",
     ]
@@ -480,7 +481,7 @@ def test_without_storage_limits_are_off_with_one_warning(
         answers = [keyed("make_call", CALL, None).status_code for _ in range(3)]
 
     assert answers == [201, 201, 201]
-    assert [r.getMessage() for r in caplog.records if "AzureWebJobsStorage" in r.getMessage()] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "shared.limits"] == [
         "No storage is configured (AzureWebJobsStorage): DESTINATION_HOURLY_LIMIT and DAILY_LIMIT are not applied"
     ]
 

@@ -46,6 +46,7 @@ def test_make_call_places_the_call_with_twilio(twilio: TwilioStandIn) -> None:
         "status": "queued",
         "to": "+15558675310",
         "from": "+15017122661",
+        "status_url": f"https://myapp.azurewebsites.net/api/calls/{twilio.sids[0]}",
     }
 
 

@@ -22,12 +22,18 @@ def test_send_sms_sends_the_message_with_twilio(twilio: TwilioStandIn) -> None:
     (sent,) = twilio.received
     assert (sent.method, sent.path) == ("POST", MESSAGES_PATH)
     assert sent.basic_auth() == (ACCOUNT_SID, AUTH_TOKEN)
-    assert sent.form == {"To": ["+15558675310"], "From": ["+15017122661"], "Body": ["Your code is 1234"]}
+    assert sent.form == {
+        "To": ["+15558675310"],
+        "From": ["+15017122661"],
+        "Body": ["Your code is 1234"],
+        "StatusCallback": ["https://myapp.azurewebsites.net/api/message_status"],
+    }
     assert body_json(response) == {
         "sid": twilio.sids[0],
         "status": "queued",
         "to": "+15558675310",
         "from": "+15017122661",
+        "status_url": f"https://myapp.azurewebsites.net/api/messages/{twilio.sids[0]}",
     }
 
 

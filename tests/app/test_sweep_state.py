@@ -17,7 +17,7 @@ import function_app
 from devtools.azurite import ACCOUNT_NAME, Azurite
 from devtools.functions import TimerFunction, timer_functions
 from devtools.timers import next_occurrence, timer_request
-from shared import idempotency, limits
+from shared import idempotency, limits, outcomes
 from shared.sweep import BATCH, sweep
 from testing.standins import TwilioStandIn
 from tests.app.state_support import CALL, Gate, Mishap, TableProxy, keyed
@@ -196,6 +196,16 @@ def test_a_key_claimed_again_after_the_sweep_read_it_is_kept(
     assert ("INFO", "Deleted 4 stale rows from table idempotency") in logged(caplog, "shared.sweep")
 
 
+@pytest.mark.parametrize(("days", "kept"), [(29, True), (31, False)])
+def test_outcomes_are_deleted_once_past_outcome_retention_days(storage: Azurite, days: int, kept: bool) -> None:
+    table = tables(storage).create_table_if_not_exists(outcomes.TABLE)
+    table.create_entity({"PartitionKey": "CA" + "0" * 32, "RowKey": "created", "Status": "queued"})
+
+    sweep(datetime.now(UTC) + timedelta(days=days))
+
+    assert (row_keys(table) == {"created"}) is kept
+
+
 # --- the function, its log, and failures -----------------------------------------------------------------------------
 
 
@@ -210,6 +220,7 @@ def test_sweep_state_logs_one_info_line_per_table_with_the_rows_it_deleted(
     assert logged(caplog, "shared.sweep") == [
         ("INFO", "Deleted 3 stale rows from table idempotency"),
         ("INFO", "Deleted 0 stale rows from table limits"),
+        ("INFO", "Deleted 0 stale rows from table outcomes"),
     ]
 
 
@@ -220,7 +231,7 @@ def test_a_store_that_is_down_is_logged_at_error_per_table_and_not_raised(
 
     assert logged(caplog, "shared.sweep") == [
         ("ERROR", f"Could not sweep table {name} (StateUnavailableError); its rows wait for the next run")
-        for name in (idempotency.TABLE, limits.TABLE)
+        for name in (idempotency.TABLE, limits.TABLE, outcomes.TABLE)
     ]
 
 

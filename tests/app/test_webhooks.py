@@ -212,7 +212,7 @@ def test_webhook_with_trust_and_a_malformed_forwarded_host_never_fails_unsigned(
 # --- refused before any credential is read: size, no signature -------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["voice_url", "sms_url", "call_status"])
+@pytest.mark.parametrize("name", ["voice_url", "sms_url", "call_status", "message_status"])
 def test_webhook_refuses_a_body_over_64_kib_before_checking_the_signature(vault: KeyVaultStandIn, name: str) -> None:
     response = signed_post(name, {"Body": "x" * 65_536})
 
@@ -228,7 +228,7 @@ def test_webhook_refuses_a_declared_content_length_over_64_kib() -> None:
     assert response.status_code == 413
 
 
-@pytest.mark.parametrize("name", ["voice_url", "sms_url", "call_status"])
+@pytest.mark.parametrize("name", ["voice_url", "sms_url", "call_status", "message_status"])
 def test_unsigned_webhook_is_refused_before_any_credential_is_read(vault: KeyVaultStandIn, name: str) -> None:
     del vault.secrets["twilio-auth-token"]
     response = invoke(name, body=b"CallSid=CA1", headers={"Content-Type": "application/x-www-form-urlencoded"})

@@ -28,6 +28,7 @@ from typing import Any
 HOST = "127.0.0.1"
 HOST_VERSION = "4.1041.200"
 PROTOS = "function_rpc_protos"
+HTTP_FIELDS = ("method", "url", "headers", "query", "params")  # params: the route's parameters
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class ProxyWorker:
                 name=trigger, data=self.protos.TypedData(json=json.dumps(request["timer"]))
             )
         else:
-            http = self.protos.RpcHttp(**{field: request[field] for field in ("method", "url", "headers", "query")})
+            http = self.protos.RpcHttp(**{field: request[field] for field in HTTP_FIELDS})
             if request["body"]:
                 http.body.CopyFrom(self.protos.TypedData(bytes=request["body"].encode()))
             data = self.protos.ParameterBinding(name=trigger, data=self.protos.TypedData(http=http))

@@ -11,7 +11,18 @@ import pathspec
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_FOLDERS = ("make_call", "voice_url", "sms_url", "send_sms", "call_status", "sweep_state", "shared")
+APP_FOLDERS = (
+    "make_call",
+    "voice_url",
+    "sms_url",
+    "send_sms",
+    "call_status",
+    "message_status",
+    "call_outcome",
+    "message_outcome",
+    "sweep_state",
+    "shared",
+)
 APP_FILES = {"function_app.py", "host.json", "requirements.txt"}
 # What tools leave in a working tree: none of it may be deployed.
 ARTEFACTS = (

@@ -31,16 +31,21 @@ ROOT = Path(__file__).resolve().parents[2]
 FROM_NUMBER = "+15017122661"
 XML = '<?xml version="1.0" encoding="UTF-8"?>'
 FORM = "application/x-www-form-urlencoded"
+OUTCOME_SID = "CA" + "0" * 32
 
 
-def host_request(url: str, headers: dict[str, str], body: str) -> dict[str, Any]:
-    """A POST to a function as the host passes it on: header names in lower case, the query as `req.params`."""
+def host_request(
+    url: str, headers: dict[str, str], body: str, *, function: str | None = None, sid: str | None = None
+) -> dict[str, Any]:
+    """A POST to a function as the host passes it on: header names in lower case, the query as `req.params`.
+    With a `sid`, a GET of the route calls/{sid}, the sid as the host passes a route's parameters."""
     return {
-        "function": urlsplit(url).path.rsplit("/", 1)[-1],
-        "method": "POST",
+        "function": function or urlsplit(url).path.rsplit("/", 1)[-1],
+        "method": "POST" if sid is None else "GET",
         "url": url,
         "headers": {key.lower(): value for key, value in headers.items()},
         "query": query_params(urlsplit(url).query),
+        "params": {} if sid is None else {"sid": sid},
         "body": body,
     }
 
@@ -65,6 +70,7 @@ REQUESTS = [
         "function": "sweep_state",
         "timer": {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": None, "IsPastDue": False},
     },
+    host_request(function_url(f"calls/{OUTCOME_SID}"), {}, "", function="call_outcome", sid=OUTCOME_SID),
 ]
 
 
@@ -156,7 +162,13 @@ def test_make_call_places_the_call_through_the_runtime_library(worker: Worker) -
     assert (answer["status"], answer["exception"], answer["status_code"]) == ("Success", "", 201)
     assert answer["headers"]["content-type"] == "application/json"
     sid = worker.created("CA")
-    assert json.loads(answer["body"]) == {"sid": sid, "status": "queued", "to": "+15558675310", "from": FROM_NUMBER}
+    assert json.loads(answer["body"]) == {
+        "sid": sid,
+        "status": "queued",
+        "to": "+15558675310",
+        "from": FROM_NUMBER,
+        "status_url": function_url(f"calls/{sid}"),
+    }
 
 
 def test_voice_url_says_the_message_of_its_signed_url_through_the_runtime_library(worker: Worker) -> None:
@@ -183,7 +195,13 @@ def test_send_sms_sends_the_message_through_the_runtime_library(worker: Worker) 
     assert (answer["status"], answer["exception"], answer["status_code"]) == ("Success", "", 201)
     assert answer["headers"]["content-type"] == "application/json"
     sid = worker.created("SM")
-    assert json.loads(answer["body"]) == {"sid": sid, "status": "queued", "to": "+15558675310", "from": FROM_NUMBER}
+    assert json.loads(answer["body"]) == {
+        "sid": sid,
+        "status": "queued",
+        "to": "+15558675310",
+        "from": FROM_NUMBER,
+        "status_url": function_url(f"messages/{sid}"),
+    }
 
 
 def test_call_status_accepts_the_callback_through_the_runtime_library(worker: Worker) -> None:
@@ -198,3 +216,13 @@ def test_sweep_state_runs_through_the_runtime_library(worker: Worker) -> None:
     answer = worker.answer("sweep_state")
 
     assert (answer["status"], answer["exception"]) == ("Success", "")
+
+
+def test_an_outcome_is_answered_by_its_async_function_with_its_route_parameter_through_the_runtime_library(
+    worker: Worker,
+) -> None:
+    """Without storage in the worker's settings, a well-formed sid gets as far as 503 naming the setting."""
+    answer = worker.answer("call_outcome")
+
+    assert (answer["status"], answer["exception"], answer["status_code"]) == ("Success", "", 503)
+    assert json.loads(answer["body"])["error"]["target"] == "AzureWebJobsStorage"

@@ -3,6 +3,7 @@ what a function receives and answers, the Host check, and `python -m devtools.ho
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
@@ -61,6 +62,13 @@ def echo(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(seen), mimetype="application/json")
 
 
+@echo_app.route(route="things/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def thing(req: func.HttpRequest) -> func.HttpResponse:
+    """An `async def` function with a route parameter: sends back its route parameters once it has awaited."""
+    await asyncio.sleep(0)
+    return func.HttpResponse(json.dumps(dict(req.route_params)), mimetype="application/json")
+
+
 @pytest.fixture
 def standin_host(twilio: TwilioStandIn) -> Iterator[str]:
     """The app on the local host, its Twilio REST calls answered by the `twilio` fixture's stand-in."""
@@ -83,6 +91,7 @@ def test_banner_lists_every_function_like_func_start() -> None:
     assert "make_call: [GET,POST] http://127.0.0.1:7071/api/make_call" in banner
     assert "send_sms: [POST] http://127.0.0.1:7071/api/send_sms" in banner
     assert "call_status: [POST] http://127.0.0.1:7071/api/call_status" in banner
+    assert "call_outcome: [GET] http://127.0.0.1:7071/api/calls/{sid}" in banner
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
@@ -208,6 +217,19 @@ def test_the_function_sees_the_url_as_sent(echo_host: str) -> None:
     seen = _get_json(f"{echo_host}/api/echo?b=2&a=%7e+x&c=%2F")
 
     assert seen["url"] == f"{echo_host}/api/echo?b=2&a=%7e+x&c=%2F"
+
+
+def test_an_async_function_gets_its_route_parameters_whatever_the_case_of_the_route(echo_host: str) -> None:
+    response = requests.get(f"{echo_host}/api/THINGS/Ab-1", timeout=10)
+
+    assert (response.status_code, response.json()) == (200, {"name": "Ab-1"})
+
+
+@pytest.mark.parametrize("path", ["/api/things", "/api/things/a/b"])
+def test_a_route_parameter_takes_exactly_one_segment(echo_host: str, path: str) -> None:
+    response = requests.get(f"{echo_host}{path}", timeout=10)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
 
 
 def test_json_answers_carry_no_charset(standin_host: str) -> None:

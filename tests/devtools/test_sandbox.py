@@ -10,12 +10,14 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from werkzeug.wrappers import Request, Response
 
+from devtools.azurite import Azurite
 from devtools.invoke import replay_call
 from devtools.ports import accepting, free_port
 from devtools.sandbox.prism import PassThrough, Prism
@@ -253,6 +255,62 @@ def test_urls_elsewhere_are_not_the_apps(url: str) -> None:
     assert not APP.owns(url)
 
 
+# --- what became of each call and text, read back from the app --------------------------------------------------------
+
+
+@pytest.fixture
+def kept(azurite: Azurite, env: pytest.MonkeyPatch) -> None:
+    """The app keeps its outcomes in Azurite, as under `make run`."""
+    env.setenv("AzureWebJobsStorage", azurite.connection_string)
+
+
+def followed(created: requests.Response) -> dict[str, Any]:
+    """The outcome a 201 links to, once final (the sandbox plays a call or text out within a second or two)."""
+    assert created.status_code == 201
+    answer: dict[str, Any] = requests.get(created.headers["Location"], params={"wait": "20"}, timeout=60).json()
+    return answer
+
+
+@pytest.mark.processes
+@pytest.mark.usefixtures("kept")
+@pytest.mark.parametrize(
+    ("to", "status", "error"),
+    [
+        ("+15558675310", "delivered", None),
+        ("+15005550013", "undelivered", {"code": 30003, "meaning": "Unreachable destination handset"}),
+    ],
+)
+def test_a_text_sent_through_the_local_host_ends_with_its_delivery_status_at_its_outcome(
+    host: str, to: str, status: str, error: dict[str, Any] | None
+) -> None:
+    answer = followed(
+        requests.post(f"{host}/api/send_sms", json={"to": to, "from": "+15017122661", "body": "Hi"}, timeout=30)
+    )
+
+    assert (answer["status"], answer["final"], answer["error"]) == (status, True, error)
+    assert [event["status"] for event in answer["events"]] == ["queued", "sent", status]
+
+
+@pytest.mark.processes
+@pytest.mark.usefixtures("kept")
+@pytest.mark.parametrize(
+    ("to", "events", "sip_response_code"),
+    [
+        ("+15558675310", ["queued", "initiated", "ringing", "in-progress", "completed"], None),
+        ("+15005550011", ["queued", "initiated", "busy"], 486),
+        ("+15005550012", ["queued", "initiated", "ringing", "no-answer"], 487),
+        ("+15005550013", ["queued", "initiated", "failed"], 404),
+    ],
+)
+def test_a_call_placed_through_the_local_host_ends_with_its_outcome(
+    host: str, to: str, events: list[str], sip_response_code: int | None
+) -> None:
+    answer = followed(place_call(host, to=to))
+
+    assert [event["status"] for event in answer["events"]] == events
+    assert (answer["status"], answer["final"], answer["sip_response_code"]) == (events[-1], True, sip_response_code)
+
+
 # --- a sandbox that has stopped: nothing was sent, and the app says so -----------------------------------------------
 
 
@@ -332,7 +390,8 @@ def test_the_quickstart_curl_sends_a_text_on_make_run() -> None:
 
     body, _, code = sent.stdout.rpartition("\n")
     assert int(code) == status
-    assert as_promised(json.loads(body), promised)
+    local = {name: value.replace(QUICKSTART_BASE, f"http://127.0.0.1:{port}") for name, value in promised.items()}
+    assert as_promised(json.loads(body), local)
 
 
 def readme_curl(function: str) -> tuple[list[str], dict[str, str], int]:
