@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -238,3 +238,24 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+@contextmanager
+def sent_at_once(count: int, send: Callable[[], int]) -> Iterator[list[int]]:
+    """`count` requests sent at the same moment, each from a thread of its own (`send` makes one and gives its
+    status): the statuses gather in the list as they come, and every thread has ended once the block has."""
+    together = threading.Barrier(count)
+    answers: list[int] = []
+
+    def one() -> None:
+        together.wait()
+        answers.append(send())
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield answers
+    finally:
+        for thread in threads:
+            thread.join()

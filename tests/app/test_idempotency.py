@@ -38,6 +38,7 @@ from tests.app.state_support import (
     TableProxy,
     as_storage,
     keyed,
+    sent_at_once,
     table,
     table_error,
 )
@@ -190,24 +191,13 @@ def test_a_key_whose_first_request_is_in_flight_answers_409_with_retry_after(
 
 def test_concurrent_requests_with_one_key_reach_twilio_once(held_twilio: HeldTwilio, storage: Azurite) -> None:
     held_twilio.gate.clear()
-    together = threading.Barrier(6)
-    answers: list[int] = []
-
-    def send() -> None:
-        together.wait()
-        answers.append(keyed("send_sms", SMS, KEY).status_code)
-
-    threads = [threading.Thread(target=send) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    try:
-        assert held_twilio.arrived.wait(30)
-        # While the first is held at Twilio, every other request must be answered, and only with 409.
-        assert eventually(lambda: len(answers) == 5, timeout=30)
-    finally:
-        held_twilio.gate.set()
-        for thread in threads:
-            thread.join()
+    with sent_at_once(6, lambda: keyed("send_sms", SMS, KEY).status_code) as answers:
+        try:
+            assert held_twilio.arrived.wait(30)
+            # While the first is held at Twilio, every other request must be answered, and only with 409.
+            assert eventually(lambda: len(answers) == 5, timeout=30)
+        finally:
+            held_twilio.gate.set()
 
     assert len(held_twilio.creations()) == 1
     assert answers == [409, 409, 409, 409, 409, 201]
@@ -788,23 +778,12 @@ def test_retries_at_once_on_a_claim_past_its_lease_take_it_over_once(
     _nothing_sent(table_proxy, storage, _release_lost)
     _age(storage, "make_call", timedelta(seconds=31))
     held_twilio.gate.clear()
-    together = threading.Barrier(4)
-    answers: list[int] = []
-
-    def retry() -> None:
-        together.wait()
-        answers.append(keyed("make_call", CALL, KEY).status_code)
-
-    threads = [threading.Thread(target=retry) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    try:
-        assert held_twilio.arrived.wait(30)
-        assert eventually(lambda: len(answers) == 3, timeout=30)
-    finally:
-        held_twilio.gate.set()
-        for thread in threads:
-            thread.join()
+    with sent_at_once(4, lambda: keyed("make_call", CALL, KEY).status_code) as answers:
+        try:
+            assert held_twilio.arrived.wait(30)
+            assert eventually(lambda: len(answers) == 3, timeout=30)
+        finally:
+            held_twilio.gate.set()
 
     assert answers == [409, 409, 409, 201]
     assert len(held_twilio.creations()) == 1

@@ -31,6 +31,7 @@ from tests.app.state_support import (
     TableProxy,
     as_storage,
     keyed,
+    sent_at_once,
     table,
     table_error,
 )
@@ -388,18 +389,8 @@ def test_concurrent_requests_never_take_more_slots_than_the_limit(
 ) -> None:
     for name, value in limits.items():
         env.setenv(name, value)
-    together = threading.Barrier(8)
-    answers: list[int] = []
-
-    def send() -> None:
-        together.wait()
-        answers.append(keyed("send_sms", SMS, None).status_code)
-
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with sent_at_once(8, lambda: keyed("send_sms", SMS, None).status_code) as answers:
+        pass
 
     assert sorted(answers) == [201] * 3 + [429] * 5
     assert len(twilio.creations()) == 3

@@ -13,7 +13,7 @@ from azure.data.tables import TableServiceClient
 import shared.storage
 from devtools.azurite import ACCOUNT_NAME, Azurite
 from testing.standins import Fault, KeyVaultStandIn, Received, StandIn, TwilioStandIn
-from tests.app.state_support import CALL, Answer, TableProxy, as_storage, keyed, table_error
+from tests.app.state_support import CALL, Answer, TableProxy, as_storage, keyed, sent_at_once, table_error
 from tests.support import body_json, error_of, fixture, logged, signed_post
 
 
@@ -183,18 +183,8 @@ def table_store(env: pytest.MonkeyPatch) -> Iterator[TableStore]:
 
 def burst(size: int) -> list[int]:
     """`size` make_call requests sent at once to a cold instance; their statuses."""
-    together = threading.Barrier(size)
-    answers: list[int] = []
-
-    def send() -> None:
-        together.wait()
-        answers.append(keyed("make_call", CALL, None).status_code)
-
-    senders = [threading.Thread(target=send) for _ in range(size)]
-    for sender in senders:
-        sender.start()
-    for sender in senders:
-        sender.join()
+    with sent_at_once(size, lambda: keyed("make_call", CALL, None).status_code) as answers:
+        pass
     return answers
 
 
