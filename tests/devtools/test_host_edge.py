@@ -78,7 +78,12 @@ def body_host() -> Iterator[str]:
 
 
 def test_the_webhooks_are_the_anonymous_functions_that_check_twilios_signature() -> None:
-    assert {f.name for f in http_functions(function_app.app) if f.webhook} == {"voice_url", "sms_url", "call_status"}
+    assert {f.name for f in http_functions(function_app.app) if f.webhook} == {
+        "voice_url",
+        "sms_url",
+        "call_status",
+        "message_status",
+    }
 
 
 def test_a_signed_function_that_takes_a_function_key_is_no_webhook() -> None:
@@ -105,6 +110,13 @@ def test_a_tunnel_reaches_neither_make_call_nor_send_sms(app_host: str, twilio: 
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "local_only"
     assert twilio.creations() == []
+
+
+@pytest.mark.parametrize("route", ["calls/CA" + "0" * 32, "messages/SM" + "0" * 32])
+def test_a_tunnel_does_not_reach_an_outcome(app_host: str, route: str) -> None:
+    response = requests.get(f"{app_host}/api/{route}", headers={"Host": TUNNEL}, timeout=10)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "local_only")
 
 
 def test_a_tunnel_does_not_reach_the_sandbox(app_host: str, sandbox_standin: Receiver) -> None:
@@ -162,7 +174,7 @@ def test_the_refusal_names_the_webhooks_a_tunnel_reaches(app_host: str) -> None:
 
     assert response.json()["error"]["message"] == (
         "/api/make_call is served to this machine only. Through a tunnel or from another machine, this host"
-        " serves only Twilio's signed webhooks (voice_url, sms_url, call_status)."
+        " serves only Twilio's signed webhooks (voice_url, sms_url, call_status, message_status)."
     )
 
 
