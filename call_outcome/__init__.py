@@ -11,6 +11,6 @@ bp = func.Blueprint()
 @bp.route(route="calls/{sid}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @answers_errors_async
 async def call_outcome(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import outcomes  # on first use: kept out of the cold import
+    from shared import outcome_answers, outcomes  # on first use: kept out of the cold import
 
-    return await outcomes.serve(outcomes.CALLS, req)
+    return await outcome_answers.serve(outcomes.CALLS, req)
