@@ -17,7 +17,6 @@ not ask for function keys, so it guards what a key would:
 from __future__ import annotations
 
 import io
-import ipaddress
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -31,6 +30,7 @@ from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_input_stream
 
 from devtools.functions import HttpFunction, http_functions, query_params
+from shared import hosts
 from shared.errors import ApiError
 from shared.params import MAX_BODY_BYTES
 from shared.responses import error_response
@@ -272,10 +272,10 @@ def _from_elsewhere(request: Request) -> str | None:
     if forwarded is not None:
         return f"came through a proxy ({forwarded})"
     host = request.headers.get("Host", "")
-    if not _is_loopback(_host_name(host)):
+    if not hosts.is_loopback(_host_name(host)):
         return f"was addressed to {host!r}, not to a loopback name"
     peer = request.remote_addr
-    if not _is_loopback(peer):
+    if not hosts.is_loopback(peer):
         return f"came from {peer}, not from this machine"
     return None
 
@@ -289,17 +289,6 @@ def _other_origin(request: Request) -> str | None:
     if origin is not None and origin.strip().lower() != f"{request.scheme}://{request.host}".lower():
         return f"Origin: {origin!r}"
     return None
-
-
-def _is_loopback(name: str | None) -> bool:
-    if name == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(name or "")
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback
 
 
 def _route_key(path: str) -> str:

@@ -23,6 +23,18 @@ def is_host(netloc: str) -> bool:
     return len(host) <= 253 and bool(_HOSTNAME.fullmatch(host))
 
 
+def is_loopback(name: str | None) -> bool:
+    """localhost or a loopback address (an IPv4 one written as IPv6 too), as written: no DNS answer counts."""
+    if (name or "").lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name or "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool((mapped or address).is_loopback)
+
+
 def _split_port(netloc: str) -> tuple[str, str | None]:
     if netloc.endswith("]") or ":" not in netloc:
         return netloc, None

@@ -53,16 +53,6 @@ def _masked(pairs: str) -> str:
     )
 
 
-def is_loopback(host: str) -> bool:
-    """localhost or a loopback address (a URL's hostname, unbracketed), as written: no DNS answer counts."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def refusal(url: str) -> str | None:
     """Why `url` is not an address of the app: https, a valid host, and a plain path that is not a route."""
     scheme, netloc, path, query, fragment = _split(url)
@@ -81,7 +71,7 @@ def _host_refusal(scheme: str, netloc: str) -> str | None:
         return _foreign_host(netloc)
     if not _is_host(netloc):
         return "must have a valid host name, IPv4 or [IPv6] address, and port from 1 to 65535 if any"
-    if scheme == "http" and not is_loopback(urlsplit(f"//{netloc}").hostname or ""):
+    if scheme == "http" and not hosts.is_loopback(urlsplit(f"//{netloc}").hostname or ""):
         return "must be https (http only for a loopback address, such as localhost or 127.0.0.1)"
     return None
 

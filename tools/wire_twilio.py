@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
-from shared import phone_numbers
+from shared import hosts, phone_numbers
 from shared.credentials import credential_store, load_credentials
 from shared.errors import ApiError
 from shared.settings import ROUTE_PREFIX, ConfigurationError, get_settings
@@ -246,7 +246,7 @@ def _refuse_plain_http() -> None:
     sent_to = {"TWILIO_API_BASE_URL": settings.twilio_api_base_url, "KEY_VAULT_URL": settings.key_vault_url}
     for name, url in sent_to.items():
         parts = urlsplit(url or "")
-        if parts.scheme == "http" and not urls.is_loopback(parts.hostname or ""):
+        if parts.scheme == "http" and not hosts.is_loopback(parts.hostname or ""):
             raise ConfigurationError(
                 name,
                 f"is {urls.shown(url)}: it must be https, as {CREDENTIALS_SENT[name]} would cross the network"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.hosts import is_host
+from shared.hosts import is_host, is_loopback
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,24 @@ def test_anything_else_is_not_a_host(netloc: str) -> None:
 def test_an_ipv6_literal_with_a_zone_id_is_not_a_host() -> None:
     # Python accepts fe80::1%eth0, but a zone ID may hold characters that end the host in a URL.
     assert not is_host("[fe80::1%eth0]")
+
+
+@pytest.mark.parametrize(
+    ("name", "loopback"),
+    [
+        ("localhost", True),
+        ("LocalHost", True),
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("0.0.0.0", False),  # noqa: S104 - the name checked, not bound
+        ("192.0.2.1", False),
+        ("::ffff:192.0.2.1", False),
+        ("localhost.example", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_loopback_is_localhost_or_a_loopback_address_as_written(name: str | None, loopback: bool) -> None:
+    assert is_loopback(name) is loopback
