@@ -25,6 +25,11 @@ def credential(managed_identity_client_id: str | None = None) -> TokenCredential
 
 @functools.cache
 def _credential(client_id: str | None) -> TokenCredential:
+    return _new_credential(client_id)
+
+
+def _new_credential(client_id: str | None) -> TokenCredential:
+    """Built apart from the cache around it, so that mutation testing reaches it."""
     from azure.identity import DefaultAzureCredential
 
     # None said outright: the system-assigned identity, even where AZURE_CLIENT_ID holds only spaces.

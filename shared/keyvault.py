@@ -48,6 +48,11 @@ class _Vault:
 
 @functools.cache
 def _vault(vault_url: str) -> _Vault:
+    return _new_vault(vault_url)
+
+
+def _new_vault(vault_url: str) -> _Vault:
+    """Built apart from the cache around it, so that mutation testing reaches the token check."""
     authorized = threading.Event()
 
     def on_request(request: PipelineRequest[HttpRequest]) -> None:

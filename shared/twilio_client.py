@@ -102,6 +102,11 @@ def _new_http_client() -> TwilioHttpClient:
 
 @functools.lru_cache(maxsize=1)
 def client_for(credentials: TwilioCredentials) -> Client:
+    return _new_client(credentials)
+
+
+def _new_client(credentials: TwilioCredentials) -> Client:
+    """Built apart from the cache around it, so that mutation testing reaches the sandbox's base URL."""
     client = Client(credentials.account_sid, credentials.auth_token, http_client=_http_client())
     api_base_url = get_settings().twilio_api_base_url
     if api_base_url:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.mutation_score import report
+import re
+from pathlib import Path
+
+from tests.mutation_score import ROOT, left_alone, report
 
 LISTED = {"shared.settings.x_get__mutmut_3": "the same value either way"}
 
@@ -29,3 +32,21 @@ def test_survivors_are_counted_with_those_listed_as_equivalent() -> None:
 
     assert "2 survived: 1 listed as equivalent" in lines
     assert "  not listed: shared.settings.x_get__mutmut_5" in lines
+
+
+def test_contributing_names_every_function_that_mutation_testing_leaves_alone() -> None:
+    text = (ROOT / "docs" / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = text[text.index("**What it mutates.**") : text.index("**Which tests it runs.**")]
+    named = re.findall(r"`([a-z_]+\.[A-Za-z_.]+)`", section.split("every function under a decorator", 1)[1])
+
+    assert named == left_alone()
+
+
+def test_a_function_under_a_cache_is_left_alone_and_a_lone_staticmethod_is_not(tmp_path: Path) -> None:
+    (tmp_path / "cache.py").write_text(
+        "import functools\n\n@functools.cache\ndef kept(): ...\n\n"
+        "class Box:\n    @staticmethod\n    def plain(): ...\n\n    @property\n    def value(self): ...\n",
+        encoding="utf-8",
+    )
+
+    assert left_alone(tmp_path) == ["cache.kept", "cache.Box.value"]
