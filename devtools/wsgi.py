@@ -134,7 +134,7 @@ class LocalHost:
         """Why a request that is not a webhook is refused: it came from elsewhere than this machine's
         own tools (a tunnel, another machine), or from a web page on another origin."""
         path = request.script_root + request.path  # the sandbox sees its own path only
-        elsewhere = _from_elsewhere(request)
+        elsewhere = from_elsewhere(request)
         if elsewhere is not None:
             logger.warning(
                 "Refused %s %s: it %s, and only Twilio's signed webhooks are served there",
@@ -147,7 +147,7 @@ class LocalHost:
                 f" this host serves only Twilio's signed webhooks ({self.webhooks})."
             )
             return ApiError(403, "local_only", message, target="url")
-        page = _other_origin(request)
+        page = other_origin(request)
         if page is not None:
             logger.warning(
                 "Refused %s %s: it was sent by a web page on another origin (%s)", request.method, path, page
@@ -266,7 +266,7 @@ def _buffer_body(environ: WSGIEnvironment) -> ApiError | None:
     return None
 
 
-def _from_elsewhere(request: Request) -> str | None:
+def from_elsewhere(request: Request) -> str | None:
     """How a request shows it did not come from this machine's own tools, if it does."""
     forwarded = next((name for name in _FORWARDING_HEADERS if name in request.headers), None)
     if forwarded is not None:
@@ -280,7 +280,7 @@ def _from_elsewhere(request: Request) -> str | None:
     return None
 
 
-def _other_origin(request: Request) -> str | None:
+def other_origin(request: Request) -> str | None:
     """How a request shows that a web page on another origin sent it, if it does."""
     site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
     if site in _OTHER_SITES:

@@ -27,6 +27,8 @@ from werkzeug.wrappers import Request, Response
 from devtools import processes
 from devtools.npm import npm_ci
 from devtools.ports import accepting
+from devtools.sandbox.rest import KEY_HEADER
+from devtools.wsgi import from_elsewhere, other_origin
 from shared.errors import ApiError
 
 if TYPE_CHECKING:
@@ -125,11 +127,16 @@ class PassThrough:
 
     No web page on another origin may use it: Prism grants every origin CORS access, credentials
     included, and the sandbox's credentials are no secret. So the pass-through answers a preflight
-    itself (`_no_preflight`) and drops every Access-Control-* header from Prism's answers.
+    itself (`_no_preflight`), drops every Access-Control-* header from Prism's answers, and adds
+    the `key` without which the sandbox's REST API answers nothing. On its own port, as under the
+    local host, it answers only this machine: no tunnel, other machine or page on another origin.
     """
 
-    def __init__(self, upstream: str, spec: Path = SPEC, views: WSGIApplication | None = None) -> None:
+    def __init__(
+        self, upstream: str, spec: Path = SPEC, views: WSGIApplication | None = None, key: str | None = None
+    ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.key = key
         self.array_fields = _form_array_fields(spec)
         self.views = views
         self.forwarded = 0
@@ -138,13 +145,16 @@ class PassThrough:
         self._map = Map([Rule("/twilio/<path:path>", endpoint="twilio")])
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        refused = _refusal(request)
+        if refused is not None:
+            return refused(environ, start_response)
         try:
             _, args = self._map.bind_to_environ(environ).match()
         except HTTPException as error:
             if self.views is not None:
                 return self.views(environ, start_response)
             return error(environ, start_response)
-        request = Request(environ)
         if request.method == "OPTIONS":
             return _no_preflight()(environ, start_response)
         return self._forward(request, args["path"])(environ, start_response)
@@ -160,7 +170,7 @@ class PassThrough:
                 f"{self.upstream}/{path}",
                 params=list(request.args.items(multi=True)),
                 data=body,
-                headers={k: v for k, v in request.headers.items() if k.lower() not in {"host", "content-length"}},
+                headers=self._headers(request),
                 timeout=30,
             )
         except requests.ConnectionError:
@@ -173,6 +183,31 @@ class PassThrough:
             if k.lower() not in excluded and not k.lower().startswith("access-control-")
         ]
         return Response(answer.content, status=answer.status_code, headers=headers)
+
+    def _headers(self, request: Request) -> dict[str, str]:
+        dropped = {"host", "content-length", KEY_HEADER.lower()}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
+        if self.key is not None:
+            headers[KEY_HEADER] = self.key
+        return headers
+
+
+def _refusal(request: Request) -> Response | None:
+    """403 to a request from elsewhere than this machine's own tools, or from a page on another origin."""
+    elsewhere = from_elsewhere(request)
+    if elsewhere is not None:
+        message = "The Twilio sandbox answers this machine only, never a tunnel or another machine."
+        return _error(ApiError(403, "local_only", message, target="url"), elsewhere)
+    page = other_origin(request)
+    if page is not None:
+        message = "The Twilio sandbox does not answer a web page on another origin."
+        return _error(ApiError(403, "cross_origin_request", message, target="Origin"), page)
+    return None
+
+
+def _error(error: ApiError, why: str) -> Response:
+    logger.warning("The Twilio sandbox refused a request: it %s", why)
+    return Response(json.dumps(error.body()), error.status, mimetype="application/json")
 
 
 def _no_preflight() -> Response:

@@ -7,6 +7,7 @@ and hands each new call or text to the play-out.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,16 +26,22 @@ if TYPE_CHECKING:
 
 Handler = Callable[..., Response]
 
+# What the pass-through adds to each request it forwards: the REST API answers nothing else, so that
+# nobody reaches the sandbox through Prism's own port, which grants every web page CORS access.
+KEY_HEADER = "X-Sandbox-Key"
+
 
 class RestApi:
     """The WSGI application Prism forwards to. Requests it does not simulate get a 501, which
-    Prism answers from the spec's examples, as it does without an upstream."""
+    Prism answers from the spec's examples, as it does without an upstream. A request without
+    the pass-through's `key` gets 403, whatever it asks."""
 
     ROOT = f"/{API_VERSION}/Accounts/<account>"
 
-    def __init__(self, resources: Resources, player: Player) -> None:
+    def __init__(self, resources: Resources, player: Player, key: str) -> None:
         self.resources = resources
         self.player = player
+        self.key = key
         self._map = Map(
             [
                 Rule(f"{self.ROOT}/Calls.json", methods=["GET"], endpoint=self._list_calls),
@@ -48,6 +55,9 @@ class RestApi:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
+        if not hmac.compare_digest(request.headers.get(KEY_HEADER, "").encode(), self.key.encode()):
+            message = "Only the app's Twilio client, through the pass-through, reaches the Twilio sandbox."
+            return json_response(twilio_error(20403, message, 403), 403)(environ, start_response)
         try:
             endpoint, matched = self._map.bind_to_environ(environ).match()
         except HTTPException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Mapping, MutableMapping
 
@@ -28,10 +29,11 @@ class Sandbox:
     def __init__(self, host: str, port: int, route: LocalRoute) -> None:
         self.resources = Resources()
         self.player = Player(self.resources, route)
-        self.rest = RestApi(self.resources, self.player)
+        key = secrets.token_urlsafe(24)
+        self.rest = RestApi(self.resources, self.player, key)
         self.views = Views(self.resources, self.player)
         self.prism = Prism(host, port)
-        self.pass_through = PassThrough(self.prism.url, views=self.views)
+        self.pass_through = PassThrough(self.prism.url, views=self.views, key=key)
         self._upstream: BaseWSGIServer | None = None
 
     def start(self) -> str:

@@ -186,7 +186,7 @@ def test_a_preflight_from_another_origin_gets_no_cors_grant(sandbox: RunningSand
 
 @pytest.mark.processes
 def test_the_pass_through_refuses_options_with_405_as_the_docs_say(sandbox: RunningSandbox) -> None:
-    answer = requests.options(f"{sandbox.api}/{MESSAGES}", headers=PREFLIGHT, timeout=30)
+    answer = requests.options(f"{sandbox.api}/{MESSAGES}", timeout=30)
 
     assert (answer.status_code, answer.json()["error"]["code"]) == (405, "method_not_allowed")
     assert answer.headers["Allow"] == "GET, POST, DELETE"
@@ -196,10 +196,52 @@ def test_the_pass_through_refuses_options_with_405_as_the_docs_say(sandbox: Runn
 
 @pytest.mark.processes
 def test_prisms_answers_reach_no_one_with_a_cors_header(sandbox: RunningSandbox) -> None:
-    answer = sandbox.rest("GET", "Messages.json", headers={"Origin": ELSEWHERE})
+    answer = sandbox.rest("GET", "Messages.json")
 
     assert answer.status_code == 200
     assert [name for name in answer.headers if name.lower().startswith("access-control-")] == []
+
+
+@pytest.mark.processes
+def test_prisms_own_port_reaches_nothing_in_the_sandbox(sandbox: RunningSandbox) -> None:
+    text = {"To": CALL["to"], "From": CALL["from"], "Body": "sent past the pass-through"}
+    credentials = (SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+
+    answer = requests.post(f"{sandbox.sandbox.prism.url}/{MESSAGES}", data=text, auth=credentials, timeout=30)
+
+    assert (answer.status_code, answer.json()["code"]) == (403, 20403)
+    assert text["Body"] not in sandbox.rest("GET", "Messages.json").text
+
+
+@pytest.mark.processes
+def test_a_key_a_caller_sends_is_replaced_by_the_pass_throughs_own(sandbox: RunningSandbox) -> None:
+    text = {"To": CALL["to"], "From": CALL["from"], "Body": "Hi"}
+
+    answer = sandbox.rest("POST", "Messages.json", data=text, headers={"X-Sandbox-Key": "a guess"})
+
+    assert answer.status_code == 201
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({"Host": "elsewhere.example"}, "local_only"),
+        ({"X-Forwarded-For": "203.0.113.7"}, "local_only"),
+        ({"Origin": ELSEWHERE}, "cross_origin_request"),
+        ({"Sec-Fetch-Site": "cross-site"}, "cross_origin_request"),
+    ],
+)
+def test_the_pass_through_on_its_own_port_answers_this_machines_tools_only(
+    sandbox: RunningSandbox, headers: dict[str, str], code: str
+) -> None:
+    text = {"To": CALL["to"], "From": CALL["from"], "Body": f"refused with {code}"}
+
+    answer = sandbox.rest("POST", "Messages.json", data=text, headers=headers)
+
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, code)
+    assert text["Body"] not in sandbox.rest("GET", "Messages.json").text
+    assert "pass-through, on its own port as under `/_sandbox`, answers a tunnel" in documented("local-development.md")
 
 
 @pytest.mark.processes
