@@ -4,6 +4,7 @@ serves it (devtools.wsgi), with the Twilio sandbox and the storage emulator besi
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGHUP"):  # not on Windows
         signal.signal(signal.SIGHUP, _stop)
     # The sandbox sends the app's webhooks here, even those addressed to PUBLIC_BASE_URL.
-    route = LocalRoute.from_environ(f"http://{args.host}:{args.port}", os.environ)
+    route = LocalRoute.from_environ(own_url(args.host, args.port), os.environ)
     twilio = Sandbox(args.host, args.prism_port, route) if sandbox else None
     try:
         if azurite is not None and not _start_storage(azurite):
@@ -200,7 +201,7 @@ def _serve(args: argparse.Namespace, twilio: Sandbox | None) -> int:
         app_service_frontend=args.app_service_frontend,
     )
     server = make_server(args.host, args.port, host, threaded=True, request_handler=HostRequestHandler)
-    address = f"http://{args.host}:{server.port}"
+    address = own_url(args.host, server.port)
     banner = "\n".join([host.banner(address), *timers.banner()])
     print(banner, "\n\nFor detailed output, see the log lines below. Press Ctrl+C to stop.", flush=True)
     if args.note_address is not None:
@@ -214,6 +215,18 @@ def _serve(args: argparse.Namespace, twilio: Sandbox | None) -> int:
         if args.note_address is not None:
             _forget_address(args.note_address, address)
     return 0
+
+
+def own_url(host: str, port: int) -> str:
+    """Where this machine reaches the app. A wildcard address (0.0.0.0, ::) listens on every interface,
+    but only a loopback name is served every function, so the banner and the invoker use that."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"http://{host}:{port}"
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    return f"http://[{address}]:{port}" if address.version == 6 else f"http://{address}:{port}"
 
 
 def _note_address(path: Path, address: str) -> None:

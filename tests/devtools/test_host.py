@@ -27,7 +27,7 @@ import requests
 from twilio.request_validator import RequestValidator
 
 import function_app
-from devtools.host import _storage_configured, load_local_settings
+from devtools.host import _storage_configured, load_local_settings, own_url
 from devtools.invoke import main as invoke_main
 from devtools.ports import accepting, free_port, port_taken
 from devtools.sandbox.prism import PassThrough
@@ -543,6 +543,38 @@ def test_the_invoker_sends_to_the_address_make_run_noted(
 
     assert code == 0
     assert "<Say>Found where make run said</Say>" in capsys.readouterr().out
+
+
+@pytest.mark.processes
+def test_a_host_listening_on_every_address_notes_a_loopback_one(tmp_path: Path) -> None:
+    noted, port = tmp_path / "address", free_port()
+    every_interface = "0.0.0.0"  # noqa: S104 (what the test is about)
+    settings = {**REAL_TWILIO, **NO_EMULATOR}
+    process = start_host("--host", every_interface, "--port", str(port), "--note-address", str(noted), environ=settings)
+    try:
+        assert wait_until_up(port, process)
+        assert eventually(noted.exists)
+        address = noted.read_text(encoding="utf-8").strip()
+        answer = requests.get(f"{address}/api/calls/CA00000000000000000000000000000000", timeout=10)
+    finally:
+        stop_host(process)
+
+    assert address == f"http://127.0.0.1:{port}"
+    assert answer.json()["error"]["code"] == "state_unavailable"  # past the loopback check: no storage here
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("0.0.0.0", "http://127.0.0.1:7071"),  # noqa: S104 (a name the test turns into a URL)
+        ("::", "http://[::1]:7071"),
+        ("::1", "http://[::1]:7071"),
+        ("127.0.0.2", "http://127.0.0.2:7071"),
+        ("localhost", "http://localhost:7071"),
+    ],
+)
+def test_the_hosts_own_url_names_an_address_this_machine_reaches_every_function_at(host: str, url: str) -> None:
+    assert own_url(host, 7071) == url
 
 
 @pytest.mark.processes
