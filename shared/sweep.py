@@ -81,11 +81,10 @@ def _delete(table: TableClient, batch: list[TableEntity]) -> int:
     from azure.core import MatchConditions
     from azure.data.tables import TableTransactionError, TransactionOperation
 
+    # IfNotModified: the SDK sends the ETag each entity was read with, so a row written since stays.
     unchanged = {"match_condition": MatchConditions.IfNotModified}
     try:
-        table.submit_transaction(
-            [(TransactionOperation.DELETE, entity, {**unchanged, "etag": entity.metadata["etag"]}) for entity in batch]
-        )
+        table.submit_transaction([(TransactionOperation.DELETE, entity, unchanged) for entity in batch])
     except TableTransactionError as error:
         if getattr(error, "error_code", None) not in _CHANGED:
             raise
@@ -99,7 +98,7 @@ def _delete_one(table: TableClient, entity: TableEntity) -> int:
     from azure.core.exceptions import ResourceModifiedError
 
     try:
-        table.delete_entity(entity, etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+        table.delete_entity(entity, match_condition=MatchConditions.IfNotModified)
     except ResourceModifiedError:
         return 0
     return 1

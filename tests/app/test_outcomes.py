@@ -199,6 +199,24 @@ def test_a_call_keeps_the_status_furthest_along_whatever_the_arrival_order(
     ]
 
 
+@pytest.mark.parametrize(
+    ("timestamp", "at"),
+    [
+        ("Mon, 23 Nov 2026 09:00:12 +0100", "2026-11-23T08:00:12.000Z"),  # an offset is kept, then turned to UTC
+        ("Mon, 23 Nov 2026 08:00:12 -0000", "2026-11-23T08:00:12.000Z"),  # RFC 5322's "UTC, no zone known"
+    ],
+)
+def test_an_events_timestamp_is_read_in_its_own_zone(
+    twilio: TwilioStandIn, storage: Azurite, timestamp: str, at: str
+) -> None:
+    sid = place_call()
+    signed_post("call_status", {**fixture("call_status_completed"), "CallSid": sid, "Timestamp": timestamp})
+
+    (completed,) = [e for e in body_json(outcome("calls", sid))["events"] if e["status"] == "completed"]
+
+    assert completed["at"] == at
+
+
 def test_a_text_keeps_delivered_when_sent_arrives_after_it(twilio: TwilioStandIn, storage: Azurite) -> None:
     sid = send_text()
     text_event("message_status_delivered", sid)
