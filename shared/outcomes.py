@@ -53,7 +53,7 @@ class Kind:
         final: frozenset[str],
         stored: tuple[str, ...],
         reported: Mapping[str, str],
-    ) -> None:
+    ) -> None:  # pragma: no mutate block (it runs only as the module loads, before a mutant is turned on)
         self.noun = noun
         self.function = function  # the function that places or sends them
         self.route = route  # served at /api/<route>/{sid}

@@ -87,29 +87,34 @@ def _status(code: int | None) -> str:
     return {None: "not tested yet", 5: "without tests", 33: "without tests", 34: "skipped"}.get(code, "suspicious")
 
 
-def left_alone(source: Path = SOURCE) -> list[str]:
-    """The functions of shared/ that mutmut 3 never mutates: those under a decorator other than a lone
-    @staticmethod or @classmethod. (It never mutates code outside functions either: constants, class fields.)"""
-    found: list[str] = []
+def left_alone(source: Path = SOURCE) -> dict[str, list[str]]:
+    """The functions of shared/ that mutmut 3 never mutates, by why: "decorated", under a decorator other
+    than a lone @staticmethod or @classmethod; "marked", with `# pragma: no mutate` on the line that opens
+    their body. (It never mutates code outside functions either: constants, class fields.)"""
+    found: dict[str, list[str]] = {"decorated": [], "marked": []}
 
-    def visit(node: ast.AST, prefix: str) -> None:
+    def visit(node: ast.AST, prefix: str, lines: list[str]) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.ClassDef):
-                visit(child, f"{prefix}{child.name}.")
+                visit(child, f"{prefix}{child.name}.", lines)
             elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                decorators = child.decorator_list
-                mutable = not decorators or (
+                name, decorators = f"{prefix}{child.name}", child.decorator_list
+                plain = not decorators or (
                     len(decorators) == 1
                     and isinstance(decorators[0], ast.Name)
                     and decorators[0].id in {"staticmethod", "classmethod"}
                 )
-                if mutable:
-                    visit(child, f"{prefix}{child.name}.")
+                header = lines[child.lineno - 1 : child.body[0].lineno - 1]
+                if not plain:
+                    found["decorated"].append(name)
+                elif any("# pragma: no mutate" in line for line in header):
+                    found["marked"].append(name)
                 else:
-                    found.append(f"{prefix}{child.name}")
+                    visit(child, f"{name}.", lines)
 
     for module in sorted(source.glob("*.py")):
-        visit(ast.parse(module.read_text(encoding="utf-8")), f"{module.stem}.")
+        text = module.read_text(encoding="utf-8")
+        visit(ast.parse(text), f"{module.stem}.", text.splitlines())
     return found
 
 
@@ -147,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"{len(retest)} earlier verdicts cleared, to be tested again\n")
     else:
         sys.stdout.write("".join(f"{line}\n" for line in report(found, listed)))
-        sys.stdout.write(f"Not mutated (decorated): {', '.join(left_alone())}\n")
+        for why, names in left_alone().items():
+            sys.stdout.write(f"Not mutated ({why}): {', '.join(names)}\n")
     return 0
 
 

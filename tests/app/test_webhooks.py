@@ -8,6 +8,7 @@ import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+import azure.functions as func
 import pytest
 from twilio.request_validator import RequestValidator
 
@@ -18,6 +19,19 @@ from tests.support import AUTH_TOKEN, error_of, fixture, function_url, invoke, s
 
 INTERNAL = "http://10.0.0.5:8080/api/sms_url"
 INTERNAL_VOICE = "http://10.0.0.5:8080/api/voice_url"
+
+
+# --- what the decorator marks ----------------------------------------------------------------------------------------
+
+
+def test_a_handler_under_twilio_webhook_is_known_as_a_signed_webhook_and_keeps_its_name() -> None:
+    def answer(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("answered")
+
+    wrapped = webhooks.twilio_webhook(answer)
+
+    assert (webhooks.is_twilio_webhook(wrapped), wrapped.__name__) == (True, "answer")
+    assert webhooks.is_twilio_webhook(answer) is False
 
 
 # --- the URL a signature is checked against --------------------------------------------------------------------------
