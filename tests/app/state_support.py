@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 import azure.functions as func
 import pytest
@@ -117,11 +117,13 @@ class _Plan:
 
 class TableProxy:
     """Azurite behind a real HTTP server on a loopback port: each request the app sends its Table storage is
-    recorded (`METHOD path`) and forwarded, unless a test planned a Mishap for it."""
+    recorded (`METHOD path` in `sent`, with its query too in `targets`) and forwarded, unless a test planned a
+    Mishap for it."""
 
     def __init__(self, azurite: Azurite) -> None:
         self.azurite = azurite
         self.sent: list[str] = []
+        self.targets: list[str] = []
         self._plans: list[_Plan] = []
         self._lock = threading.Lock()
         self._server = _ProxyServer(self)
@@ -150,10 +152,12 @@ class TableProxy:
         with self._lock:
             self._plans.clear()
 
-    def mishap(self, method: str, path: str) -> Mishap | None:
+    def mishap(self, method: str, target: str) -> Mishap | None:
+        path = urlsplit(target).path
         table = path.split("/")[2].split("(", maxsplit=1)[0] if path.count("/") >= 2 else ""
         with self._lock:
             self.sent.append(f"{method} {path}")
+            self.targets.append(f"{method} {unquote(target)}")
             for plan in self._plans:
                 mishap = plan.take(method, table)
                 if mishap is not None:
@@ -214,7 +218,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         headers = {k: v for k, v in self.headers.items() if k.lower() not in {"host", "connection"}}
-        mishap = proxy.mishap(self.command, urlsplit(self.path).path) or Mishap()
+        mishap = proxy.mishap(self.command, self.path) or Mishap()
         if mishap.gate is not None:
             mishap.gate.arrived.set()
             mishap.gate.opened.wait(60)

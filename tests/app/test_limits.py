@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -16,7 +17,7 @@ import pytest
 from devtools.azurite import ACCOUNT_NAME, Azurite
 from devtools.sandbox.answers import twilio_error
 from shared.errors import ApiError
-from shared.limits import _Counter, _counters, _exceeded, take_slot
+from shared.limits import _Counter, _counters, _exceeded, past_windows, take_slot
 from shared.settings import Settings
 from testing.process_state import clear_caches
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
@@ -246,6 +247,19 @@ def test_the_windows_end_exactly_at_the_next_clock_hour_and_utc_midnight(now: da
         ("2026120121", datetime(2026, 12, 1, 22, 0, tzinfo=UTC)),
         ("20261201", datetime(2026, 12, 2, 0, 0, tzinfo=UTC)),
     ]
+
+
+def test_the_windows_the_sweep_deletes_are_reckoned_in_utc_whatever_the_machines_zone() -> None:
+    with pytest.MonkeyPatch.context() as zone:
+        zone.setenv("TZ", "JST-9")  # nine hours ahead of UTC: 21:00 UTC is already tomorrow there
+        time.tzset()
+        try:
+            _, parameters = past_windows(datetime(2026, 12, 1, 21, 0, tzinfo=UTC))
+        finally:
+            zone.undo()
+            time.tzset()
+
+    assert (parameters["day"], parameters["hour"]) == ("20261201", "2026120121")
 
 
 class LostWrite(NamedTuple):

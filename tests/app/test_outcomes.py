@@ -217,6 +217,29 @@ def test_an_events_timestamp_is_read_in_its_own_zone(
     assert completed["at"] == at
 
 
+def test_a_status_twilio_may_add_later_comes_before_every_known_one(twilio: TwilioStandIn, storage: Azurite) -> None:
+    sid = place_call()
+    signed_post("call_status", {**fixture("call_status_ringing"), "CallSid": sid, "CallStatus": "rerouted"})
+
+    answer = body_json(outcome("calls", sid))
+
+    assert answer["status"] == "queued"
+    assert [event["status"] for event in answer["events"]] == ["queued", "rerouted"]
+
+
+def test_of_two_events_at_one_time_and_status_the_one_heard_last_explains_the_outcome(
+    twilio: TwilioStandIn, storage: Azurite
+) -> None:
+    sid = place_call()
+    for token, code in (("idem-token-1", "13224"), ("idem-token-2", "21217")):  # the second's row sorts first
+        completed = {**fixture("call_status_completed"), "CallSid": sid, "ErrorCode": code}
+        signed_post("call_status", completed, headers={RETRY_HEADER: token})
+
+    answer = body_json(outcome("calls", sid))
+
+    assert answer["error"]["code"] == 21217
+
+
 def test_a_text_keeps_delivered_when_sent_arrives_after_it(twilio: TwilioStandIn, storage: Azurite) -> None:
     sid = send_text()
     text_event("message_status_delivered", sid)
@@ -505,6 +528,7 @@ def test_rows_past_the_retention_are_the_ones_the_sweep_finds(twilio: TwilioStan
 def test_outcomes_are_kept_30_days_unless_set_otherwise() -> None:
     assert Settings().outcome_retention_days == 30
     assert Settings(outcome_retention_days_setting="7").outcome_retention_days == 7
+    assert Settings(outcome_retention_days_setting="1").outcome_retention_days == 1
     assert Settings(outcome_retention_days_setting="3650").outcome_retention_days == 3650
 
 
@@ -513,7 +537,10 @@ def test_outcome_retention_days_outside_1_to_3650_or_not_whole_is_a_configuratio
     with pytest.raises(ConfigurationError) as refused:
         _ = Settings(outcome_retention_days_setting=value).outcome_retention_days
 
-    assert refused.value.target == "OUTCOME_RETENTION_DAYS"
+    assert (refused.value.target, refused.value.message) == (
+        "OUTCOME_RETENTION_DAYS",
+        "Setting OUTCOME_RETENTION_DAYS must be a whole number of days from 1 to 3650.",
+    )
 
 
 @pytest.mark.parametrize("code", ["²", "30003x"])

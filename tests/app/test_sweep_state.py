@@ -235,6 +235,16 @@ def test_a_store_that_is_down_is_logged_at_error_per_table_and_not_raised(
     ]
 
 
+def test_the_sweep_reads_only_the_keys_of_the_rows_it_deletes(storage: Azurite, table_proxy: TableProxy) -> None:
+    add_keys(keys_table(storage), "p", NOW - idempotency.KEEP - SECOND, 3)
+
+    sweep(NOW)
+
+    reads = [sent for sent in table_proxy.targets if sent.startswith(f"GET /{ACCOUNT_NAME}/{idempotency.TABLE}()")]
+    assert reads
+    assert all("$select=PartitionKey,RowKey" in read for read in reads)
+
+
 @pytest.fixture
 def keys_unreadable(table_proxy: TableProxy) -> None:
     """Azurite behind a TableProxy that answers 500 to every read of the keys table."""
