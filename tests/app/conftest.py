@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -57,3 +58,17 @@ def held_twilio(twilio: TwilioStandIn, monkeypatch: pytest.MonkeyPatch) -> Itera
     finally:
         server.gate.set()
         server.stop()
+
+
+@pytest.fixture
+def zone_ahead_of_utc() -> Iterator[None]:
+    """The process's local time nine hours ahead of UTC, as TZ (or WEBSITE_TIME_ZONE) may set it in Azure:
+    at 21:00 UTC it is already the next day there."""
+    with pytest.MonkeyPatch.context() as zone:
+        zone.setenv("TZ", "JST-9")
+        time.tzset()
+        try:
+            yield
+        finally:
+            zone.undo()
+            time.tzset()

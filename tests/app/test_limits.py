@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -249,15 +248,9 @@ def test_the_windows_end_exactly_at_the_next_clock_hour_and_utc_midnight(now: da
     ]
 
 
+@pytest.mark.usefixtures("zone_ahead_of_utc")
 def test_the_windows_the_sweep_deletes_are_reckoned_in_utc_whatever_the_machines_zone() -> None:
-    with pytest.MonkeyPatch.context() as zone:
-        zone.setenv("TZ", "JST-9")  # nine hours ahead of UTC: 21:00 UTC is already tomorrow there
-        time.tzset()
-        try:
-            _, parameters = past_windows(datetime(2026, 12, 1, 21, 0, tzinfo=UTC))
-        finally:
-            zone.undo()
-            time.tzset()
+    _, parameters = past_windows(datetime(2026, 12, 1, 21, 0, tzinfo=UTC))
 
     assert (parameters["day"], parameters["hour"]) == ("20261201", "2026120121")
 

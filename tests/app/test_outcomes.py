@@ -31,6 +31,7 @@ from tests.support import (
     fixture,
     function_url,
     invoke,
+    logged,
     signed_post,
 )
 
@@ -238,6 +239,27 @@ def test_of_two_events_at_one_time_and_status_the_one_heard_last_explains_the_ou
     answer = body_json(outcome("calls", sid))
 
     assert answer["error"]["code"] == 21217
+
+
+def test_events_at_one_time_are_listed_in_lifecycle_order(twilio: TwilioStandIn, storage: Azurite) -> None:
+    sid = place_call()
+    for status in ("in-progress", "ringing"):
+        signed_post("call_status", {**fixture("call_status_ringing"), "CallSid": sid, "CallStatus": status})
+
+    answer = body_json(outcome("calls", sid))
+
+    assert [event["status"] for event in answer["events"]] == ["queued", "ringing", "in-progress"]
+
+
+@pytest.mark.usefixtures("zone_ahead_of_utc")
+def test_an_outcomes_times_are_utc_whatever_the_machines_zone(twilio: TwilioStandIn, storage: Azurite) -> None:
+    sid = place_call()
+    call_event("call_status_completed", sid)
+
+    answer = body_json(outcome("calls", sid))
+
+    assert answer["events"][-1]["at"] == "2026-11-23T08:00:12.000Z"
+    assert answer["created"].endswith("Z")
 
 
 def test_a_text_keeps_delivered_when_sent_arrives_after_it(twilio: TwilioStandIn, storage: Azurite) -> None:
@@ -448,6 +470,19 @@ def test_an_outcome_with_the_store_down_answers_503_with_retry_after() -> None:
     assert response.status_code == 503
     assert error_of(response)["code"] == "state_unavailable"
     assert response.headers["Retry-After"] == "5"
+
+
+@pytest.mark.usefixtures("unreachable_storage")
+def test_an_outcome_the_store_cannot_read_is_logged_with_its_sid_and_the_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sid = "SM" + "0" * 32
+
+    outcome("messages", sid)
+
+    assert logged(caplog, "shared.outcome_answers") == [
+        ("WARNING", f"Could not read the outcome of {sid} (StateUnavailableError)")
+    ]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
