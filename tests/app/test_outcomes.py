@@ -468,8 +468,11 @@ def test_an_outcome_with_the_store_down_answers_503_with_retry_after() -> None:
     response = outcome("messages", "SM" + "0" * 32)
 
     assert response.status_code == 503
-    assert error_of(response)["code"] == "state_unavailable"
-    assert response.headers["Retry-After"] == "5"
+    assert (error_of(response)["code"], error_of(response)["message"]) == (
+        "state_unavailable",
+        "The app's storage (Table storage) could not be reached; try again shortly.",
+    )
+    assert ("Retry-After", "5") in response.headers.items()  # spelled as HTTP spells it
 
 
 @pytest.mark.usefixtures("unreachable_storage")
