@@ -441,14 +441,22 @@ def test_a_wait_outside_0_to_20_seconds_answers_400(twilio: TwilioStandIn, stora
     response = outcome("calls", place_call(), f"wait={wait}")
 
     assert response.status_code == 400
-    assert (error_of(response)["code"], error_of(response)["target"]) == ("invalid_parameter", "wait")
+    assert error_of(response) == {
+        "code": "invalid_parameter",
+        "message": "'wait' must be a whole number of seconds from 0 to 20.",
+        "target": "wait",
+    }
 
 
 def test_an_outcome_without_storage_answers_503_naming_the_setting(twilio: TwilioStandIn) -> None:
     response = outcome("calls", place_call())
 
     assert response.status_code == 503
-    assert (error_of(response)["code"], error_of(response)["target"]) == ("state_unavailable", "AzureWebJobsStorage")
+    assert error_of(response) == {
+        "code": "state_unavailable",
+        "message": "Outcomes are kept in the app's storage, which is not configured (AzureWebJobsStorage).",
+        "target": "AzureWebJobsStorage",
+    }
 
 
 def test_without_storage_outcomes_are_not_kept_with_one_warning(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import azure.functions as func
@@ -9,7 +10,7 @@ import pytest
 
 from shared.errors import ApiError
 from shared.outbound import Outcome
-from shared.responses import answers_errors, json_response, outcome_response
+from shared.responses import answers_errors, answers_errors_async, json_response, outcome_response
 from tests.support import body_json, error_of, logged
 
 
@@ -109,6 +110,32 @@ def test_an_unexpected_exception_is_logged_as_an_error_naming_the_method_and_pat
     with caplog.at_level(logging.ERROR, logger="shared.responses"):
         handler(_request())
 
+    assert logged(caplog, "shared.responses") == [
+        ("ERROR", "POST https://myapp.azurewebsites.net/api/x failed unexpectedly")
+    ]
+
+
+def test_a_handler_that_awaits_answers_an_api_error_as_its_json_error() -> None:
+    @answers_errors_async
+    async def handler(req: func.HttpRequest) -> func.HttpResponse:
+        raise ApiError(404, "not_found", "No such call.", target="sid")
+
+    response = asyncio.run(handler(_request()))
+
+    assert (response.status_code, error_of(response)["code"]) == (404, "not_found")
+
+
+def test_a_handler_that_awaits_and_fails_unexpectedly_answers_500_and_logs_its_method_and_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @answers_errors_async
+    async def handler(req: func.HttpRequest) -> func.HttpResponse:
+        raise RuntimeError("internal detail")
+
+    with caplog.at_level(logging.ERROR, logger="shared.responses"):
+        response = asyncio.run(handler(_request()))
+
+    assert (response.status_code, error_of(response)["code"]) == (500, "internal_error")
     assert logged(caplog, "shared.responses") == [
         ("ERROR", "POST https://myapp.azurewebsites.net/api/x failed unexpectedly")
     ]
