@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 import azure.functions as func
 import pytest
@@ -16,6 +17,13 @@ from tests.support import body_json, error_of, logged
 
 def _request() -> func.HttpRequest:
     return func.HttpRequest("POST", "https://myapp.azurewebsites.net/api/x?token=abc", body=b"")
+
+
+def _awaited(answer: Awaitable[func.HttpResponse]) -> func.HttpResponse:
+    async def run() -> func.HttpResponse:
+        return await answer
+
+    return asyncio.run(run())
 
 
 def test_an_api_error_becomes_its_json_error() -> None:
@@ -120,7 +128,7 @@ def test_a_handler_that_awaits_answers_an_api_error_as_its_json_error() -> None:
     async def handler(req: func.HttpRequest) -> func.HttpResponse:
         raise ApiError(404, "not_found", "No such call.", target="sid")
 
-    response = asyncio.run(handler(_request()))
+    response = _awaited(handler(_request()))
 
     assert (response.status_code, error_of(response)["code"]) == (404, "not_found")
 
@@ -133,7 +141,7 @@ def test_a_handler_that_awaits_and_fails_unexpectedly_answers_500_and_logs_its_m
         raise RuntimeError("internal detail")
 
     with caplog.at_level(logging.ERROR, logger="shared.responses"):
-        response = asyncio.run(handler(_request()))
+        response = _awaited(handler(_request()))
 
     assert (response.status_code, error_of(response)["code"]) == (500, "internal_error")
     assert logged(caplog, "shared.responses") == [
