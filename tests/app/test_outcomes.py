@@ -432,8 +432,9 @@ def test_a_sid_known_only_from_its_callbacks_answers_404(twilio: TwilioStandIn, 
 def test_a_malformed_sid_answers_400(twilio: TwilioStandIn, storage: Azurite, route: str, sid: str) -> None:
     response = outcome(route, sid)
 
+    shape = {"calls": "A call SID is CA and 32 hex digits.", "messages": "A message SID is SM or MM and 32 hex digits."}
     assert response.status_code == 400
-    assert (error_of(response)["code"], error_of(response)["target"]) == ("invalid_parameter", "sid")
+    assert error_of(response) == {"code": "invalid_parameter", "message": shape[route], "target": "sid"}
 
 
 @pytest.mark.parametrize("wait", ["21", "-1", "1.5", "soon"])
@@ -552,6 +553,18 @@ def test_wait_answers_the_status_so_far_once_its_seconds_have_passed(twilio: Twi
     assert answers, "the wait did not end"
     assert body_json(answers[0])["status"] == "queued"
     assert time.monotonic() - started >= 1
+
+
+def test_a_wait_reads_the_store_with_growing_pauses_not_in_a_busy_loop(
+    twilio: TwilioStandIn, table_round_trips: list[str]
+) -> None:
+    sid = place_call()
+    table_round_trips.clear()
+
+    outcome("calls", sid, "wait=3")
+
+    # Pauses of 0.25 s, then 1.5 times longer each, up to 2 s: six reads in 3 s, fewer on a busy machine.
+    assert 2 <= table_round_trips.count(f"GET /{ACCOUNT_NAME}/{TABLE}()") <= 8
 
 
 # --- retention -------------------------------------------------------------------------------------------------------
