@@ -207,6 +207,7 @@ def test_a_call_keeps_the_status_furthest_along_whatever_the_arrival_order(
         ("Mon, 23 Nov 2026 08:00:12 -0000", "2026-11-23T08:00:12.000Z"),  # RFC 5322's "UTC, no zone known"
     ],
 )
+@pytest.mark.usefixtures("zone_ahead_of_utc")  # a time without a zone is UTC, not the machine's local time
 def test_an_events_timestamp_is_read_in_its_own_zone(
     twilio: TwilioStandIn, storage: Azurite, timestamp: str, at: str
 ) -> None:
@@ -312,7 +313,10 @@ def test_an_undelivered_text_reports_its_error_code_with_twilios_meaning(
     }
 
 
-def test_a_texts_events_are_timed_when_they_arrive(twilio: TwilioStandIn, storage: Azurite) -> None:
+@pytest.mark.usefixtures("zone_ahead_of_utc")
+def test_a_texts_events_are_timed_when_they_arrive_in_utc_whatever_the_machines_zone(
+    twilio: TwilioStandIn, storage: Azurite
+) -> None:
     """Twilio's message callbacks carry no Timestamp."""
     sid = send_text()
     before = datetime.now(UTC)
@@ -321,6 +325,34 @@ def test_a_texts_events_are_timed_when_they_arrive(twilio: TwilioStandIn, storag
 
     (delivered,) = [e for e in body_json(outcome("messages", sid))["events"] if e["status"] == "delivered"]
     assert before - timedelta(milliseconds=1) <= datetime.fromisoformat(delivered["at"]) <= after
+
+
+def test_a_callback_without_a_valid_sid_is_not_kept_but_still_logged(
+    twilio: TwilioStandIn, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    assert (
+        signed_post("call_status", {**fixture("call_status_completed"), "CallSid": "CA-not-a-sid"}).status_code == 204
+    )
+
+    assert logged(caplog, "shared.outcomes") == [
+        ("WARNING", "Did not keep a call status callback without a valid CallSid")
+    ]
+    assert [r.getMessage() for r in caplog.records if r.name == "shared.call_events"] == [
+        "call_status CallSid=CA-not-a-sid CallStatus=completed CallDuration=12 ErrorCode= SipResponseCode=200"
+    ]
+
+
+def test_a_callback_without_a_status_is_kept_with_an_empty_one(twilio: TwilioStandIn, storage: Azurite) -> None:
+    sid = place_call()
+    form = {name: value for name, value in fixture("call_status_completed").items() if name != "CallStatus"}
+    signed_post("call_status", {**form, "CallSid": sid})
+
+    answer = outcome("calls", sid)
+
+    assert answer.status_code == 200
+    assert [event["status"] for event in body_json(answer)["events"]] == ["queued", ""]
 
 
 @pytest.mark.usefixtures("credentials_in_env", "unreachable_storage")
