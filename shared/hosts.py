@@ -25,10 +25,12 @@ def is_host(netloc: str) -> bool:
 
 def is_loopback(name: str | None) -> bool:
     """localhost or a loopback address (an IPv4 one written as IPv6 too), as written: no DNS answer counts."""
-    if (name or "").lower() == "localhost":
+    if not name:
+        return False
+    if name.lower() == "localhost":
         return True
     try:
-        address = ipaddress.ip_address(name or "")
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
     mapped = getattr(address, "ipv4_mapped", None)
