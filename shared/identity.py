@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+
+
+_LOCK = threading.Lock()
 
 
 def credential(managed_identity_client_id: str | None = None) -> TokenCredential:
@@ -20,7 +24,8 @@ def credential(managed_identity_client_id: str | None = None) -> TokenCredential
     (as in Azure, where both name the app's identity) shares the one credential.
     """
     client_id = managed_identity_client_id or os.environ.get("AZURE_CLIENT_ID", "").strip() or None
-    return _credential(client_id)
+    with _LOCK:  # the secrets prefetch, the first requests and the storage client must share one token cache
+        return _credential(client_id)
 
 
 @functools.cache

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import threading
 
-from shared import credentials
+import pytest
+from azure.core.credentials import TokenCredential
+
+from shared import credentials, identity
+from testing.process_state import clear_caches
 from testing.standins import KeyVaultStandIn
 
 CLIENT_ID = "00000000-0000-0000-0000-0000000000c2"
@@ -28,3 +32,25 @@ def test_without_azure_client_id_the_system_assigned_identity_is_asked(
     credentials.current()
 
     assert [r.query.get("client_id") for r in vault.identity.received] == [None]
+
+
+def test_threads_asking_at_once_for_the_first_time_share_one_credential() -> None:
+    for _ in range(20):  # without the lock, about one try in three made a second credential
+        clear_caches()
+
+        assert len({id(credential) for credential in asked_at_once(8)}) == 1
+
+
+def asked_at_once(threads: int) -> list[TokenCredential]:
+    barrier, found = threading.Barrier(threads), []
+
+    def ask() -> None:
+        barrier.wait()
+        found.append(identity.credential())
+
+    running = [threading.Thread(target=ask) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    return found
