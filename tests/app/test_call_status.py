@@ -30,7 +30,6 @@ def test_call_status_logs_a_completed_call_as_one_line(caplog: pytest.LogCapture
         "call_status CallSid=CA5f6f2c1b0e4d3a2b1c0d9e8f7a6b5c4d CallStatus=completed CallDuration=12 ErrorCode= "
         "SipResponseCode=200"
     )
-    assert record.__dict__["call_event"]["CallStatus"] == "completed"
 
 
 def test_call_status_logs_a_failed_call_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -39,13 +38,7 @@ def test_call_status_logs_a_failed_call_as_a_warning(caplog: pytest.LogCaptureFi
 
     (record,) = _event_lines(caplog)
     assert record.levelno == logging.WARNING
-    assert record.__dict__["call_event"] == {
-        "CallSid": "CA9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b",
-        "CallStatus": "failed",
-        "CallDuration": "0",
-        "ErrorCode": "32009",
-        "SipResponseCode": "500",
-    }
+    assert "CallStatus=failed" in record.getMessage().split()
 
 
 def test_call_status_log_line_is_the_one_the_api_reference_shows(caplog: pytest.LogCaptureFixture) -> None:
@@ -72,7 +65,7 @@ def test_call_status_logs_an_unanswered_call_as_a_warning(
     signed_post("call_status", fixture(name))
 
     (record,) = _event_lines(caplog)
-    assert record.__dict__["call_event"]["CallStatus"] == status
+    assert f"CallStatus={status}" in record.getMessage().split()
     assert record.levelno == logging.WARNING
 
 
@@ -81,8 +74,7 @@ def test_call_status_logs_a_completed_call_with_an_error_code_as_a_warning(caplo
     signed_post("call_status", fixture("call_status_completed_with_error"))
 
     (record,) = _event_lines(caplog)
-    assert record.__dict__["call_event"]["CallStatus"] == "completed"
-    assert record.__dict__["call_event"]["ErrorCode"] == "11200"
+    assert {"CallStatus=completed", "ErrorCode=11200"} <= set(record.getMessage().split())
     assert record.levelno == logging.WARNING
 
 
