@@ -258,6 +258,27 @@ def test_a_request_twilio_refused_releases_its_key(twilio: TwilioStandIn, storag
     assert len(twilio.creations()) == 2
 
 
+@pytest.mark.parametrize(
+    ("refusal", "why"),
+    [(Mishap(status=500), "HttpResponseError"), (DROPPED, "not deleted")],
+    ids=["the store fails", "every delete lost"],
+)
+def test_a_release_the_store_does_not_carry_out_is_logged_with_why(
+    twilio: TwilioStandIn,
+    table_proxy: TableProxy,
+    caplog: pytest.LogCaptureFixture,
+    refusal: Mishap,
+    why: str,
+) -> None:
+    twilio.fail_next(Fault(status=400, body=twilio_error(21211, "Invalid 'To' Phone Number", 400)))
+    table_proxy.upon("DELETE", "idempotency", then=refusal)
+
+    refused = keyed("make_call", CALL, KEY)
+
+    assert refused.status_code == 400
+    assert ("ERROR", f"Could not release an Idempotency-Key ({why})") in logged(caplog, "shared.idempotency")
+
+
 def test_a_request_that_never_reached_twilio_releases_its_key(
     twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from shared import webhooks
 from shared.settings import LOCAL_HOST
 from testing.standins import KeyVaultStandIn
-from tests.support import AUTH_TOKEN, error_of, fixture, function_url, invoke, signed_post
+from tests.support import AUTH_TOKEN, error_of, fixture, function_url, invoke, logged, signed_post
 
 INTERNAL = "http://10.0.0.5:8080/api/sms_url"
 INTERNAL_VOICE = "http://10.0.0.5:8080/api/voice_url"
@@ -302,7 +302,9 @@ def test_signed_webhook_with_a_malformed_public_base_url_answers_a_bare_503_and_
 
     assert response.status_code == 503
     assert error_of(response) == UNAVAILABLE
-    assert "Setting PUBLIC_BASE_URL must be an absolute http(s) URL" in caplog.text
+    (line,) = [message for level, message in logged(caplog, "shared.webhooks") if level == "ERROR"]
+    assert line.startswith("Cannot check webhook signatures: Setting PUBLIC_BASE_URL must be an absolute http(s) URL")
+    assert line.endswith(" (configuration_error)")
 
 
 # --- what a refused webhook is told, and what is logged --------------------------------------------------------------
