@@ -86,7 +86,7 @@ def _delete(table: TableClient, batch: list[TableEntity]) -> int:
     try:
         table.submit_transaction([(TransactionOperation.DELETE, entity, unchanged) for entity in batch])
     except TableTransactionError as error:
-        if error.error_code not in _CHANGED:
+        if getattr(error, "error_code", None) not in _CHANGED:
             raise
         return sum(_delete_one(table, entity) for entity in batch)
     return len(batch)
