@@ -213,15 +213,13 @@ def _first_answer(found: TableEntity, request_fingerprint: str, now: datetime) -
         return Replay(found["Status"], json.loads(found["Body"]))
     if found["State"] == _PENDING or now - found["Created"] < LEASE:
         raise in_progress()
-    return Replay(
+    unknown = ApiError(
         502,
-        ApiError(
-            502,
-            "outcome_unknown",
-            f"The first request with this {HEADER} may have reached Twilio, but its answer was not recorded:"
-            " the call or text may have gone through. Check before retrying with a new key.",
-        ).body(),
+        "outcome_unknown",
+        f"The first request with this {HEADER} may have reached Twilio, but its answer was not recorded:"
+        " the call or text may have gone through. Check before retrying with a new key.",
     )
+    return Replay(unknown.status, unknown.body())
 
 
 def in_progress() -> ApiError:
