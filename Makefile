@@ -16,6 +16,7 @@ KQL_ANALYZER := tests/deploy/kql
 INFRA_VENV := .venv-infra
 # mutmut, for `make mutation` alone: never built by `make setup` or `make test`.
 MUTATION_VENV := .venv-mutation
+MUTATION_CHILDREN ?= 2
 MUTMUT := nice -n 19 $(MUTATION_VENV)/bin/mutmut
 
 .PHONY: test run bench lint check-infra setup chromium mutation clean
@@ -93,7 +94,7 @@ mutation: $(MUTATION_VENV)/.installed $(SANDBOX)/node_modules/.installed $(STORA
 	ln -sfn $(CURDIR)/$(SANDBOX)/node_modules mutants/$(SANDBOX)/node_modules
 	ln -sfn $(CURDIR)/$(STORAGE_EMULATOR)/node_modules mutants/$(STORAGE_EMULATOR)/node_modules
 	$(MUTATION_VENV)/bin/python -m tests.mutation_score --forget
-	$(MUTMUT) run --max-children 2
+	$(MUTMUT) run --max-children $(MUTATION_CHILDREN)
 	$(MUTATION_VENV)/bin/python -m tests.mutation_score
 
 $(MUTATION_VENV)/.installed: requirements.txt requirements-dev.txt requirements-mutation.txt
