@@ -359,6 +359,21 @@ def test_an_outcome_unknown_answer_is_logged_with_the_key_hash_and_no_sid(
     ]
 
 
+def test_a_replayed_outcome_unknown_answer_is_logged_with_no_sid(
+    twilio: TwilioStandIn, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    twilio.fail_next(Fault(status=500))
+    keyed("make_call", CALL, KEY)
+    caplog.set_level(logging.INFO, logger="shared.outbound")
+
+    assert keyed("make_call", CALL, KEY).status_code == 502
+
+    key_hash = hashlib.sha256(KEY.encode()).hexdigest()
+    assert logged(caplog, "shared.outbound") == [
+        ("INFO", f"idempotency_key Function=make_call KeyHash={key_hash} Replay=true Status=502 Sid=")
+    ]
+
+
 def test_send_sms_logs_a_keyed_text_with_the_key_hash_and_the_sid(
     twilio: TwilioStandIn, storage: Azurite, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -584,6 +599,21 @@ def test_a_store_failing_while_a_key_is_claimed_is_logged_as_a_warning(
     assert logged(caplog, "shared.storage") == [
         ("WARNING", "Table storage failed while claiming an Idempotency-Key: ServiceResponseError")
     ]
+    assert twilio.received == []
+
+
+def test_a_store_failing_while_a_key_is_marked_as_sending_is_logged_and_nothing_is_sent(
+    twilio: TwilioStandIn, table_proxy: TableProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    table_proxy.upon("PUT", "idempotency", then=Mishap(status=500))
+
+    with caplog.at_level(logging.INFO):
+        response = keyed("make_call", CALL, KEY)
+
+    assert (response.status_code, error_of(response)["code"]) == (503, "state_unavailable")
+    assert ("WARNING", "Table storage failed while marking an Idempotency-Key as sending: HttpResponseError") in logged(
+        caplog, "shared.storage"
+    )
     assert twilio.received == []
 
 
