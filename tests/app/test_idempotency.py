@@ -617,6 +617,19 @@ def test_a_store_failing_while_a_key_is_marked_as_sending_is_logged_and_nothing_
     assert twilio.received == []
 
 
+def test_an_answer_the_store_will_not_record_is_logged_with_its_status_and_why(
+    twilio: TwilioStandIn, table_proxy: TableProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    twilio.fail_next(Fault(status=500))
+    table_proxy.upon("PUT", "idempotency", Mishap(), then=Mishap(status=500))  # marked sending, then not recorded
+
+    assert keyed("make_call", CALL, KEY).status_code == 502
+
+    assert ("ERROR", "Could not record the answer (502) to an Idempotency-Key (HttpResponseError)") in logged(
+        caplog, "shared.idempotency"
+    )
+
+
 def _rewrite_while_twilio_answers(held_twilio: HeldTwilio, storage: Azurite, **fields: Any) -> func.HttpResponse:
     """A make_call whose claim is rewritten with `fields` while Twilio holds its request."""
     held_twilio.gate.clear()
