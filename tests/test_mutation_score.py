@@ -58,3 +58,10 @@ def test_a_function_under_a_cache_or_a_pragma_is_left_alone_and_a_lone_staticmet
     )
 
     assert left_alone(tmp_path) == {"decorated": ["cache.kept", "cache.Box.value"], "marked": ["cache.Box.__init__"]}
+
+
+def test_a_listed_equivalent_not_tested_yet_is_not_reported_as_no_longer_surviving() -> None:
+    lines = report({"shared.settings.x_get__mutmut_3": None}, LISTED)
+
+    assert "1 not tested yet" in lines
+    assert not any(line.startswith("  listed but no longer surviving") for line in lines)
