@@ -127,7 +127,7 @@ def test_a_201_links_to_its_outcome_in_status_url_and_location(
     answer = body_json(created)
 
     assert answer["status_url"] == function_url(f"{route}/{answer['sid']}")
-    assert created.headers["Location"] == answer["status_url"]
+    assert ("Location", answer["status_url"]) in created.headers.items()  # spelled as HTTP spells it
     followed = invoke(OUTCOME_FUNCTIONS[route], "GET", url=answer["status_url"])
     assert (followed.status_code, body_json(followed)["sid"]) == (200, answer["sid"])
 
@@ -183,6 +183,18 @@ def test_a_retried_callback_is_logged_once(
         lines.append(len([r for r in caplog.records if r.name == "shared.call_events"]))
 
     assert lines == [1, 1]  # logged as it first arrives, not again on its retry
+
+
+def test_a_retried_callback_is_logged_as_already_kept(
+    twilio: TwilioStandIn, storage: Azurite, caplog: pytest.LogCaptureFixture
+) -> None:
+    sid = place_call()
+    call_event("call_status_completed", sid, token="idem-token-1")
+    caplog.set_level(logging.INFO, logger="shared.outcomes")
+
+    call_event("call_status_completed", sid, token="idem-token-1")
+
+    assert logged(caplog, "shared.outcomes") == [("INFO", f"Already kept a status callback of {sid}: not kept twice")]
 
 
 def test_a_call_keeps_the_status_furthest_along_whatever_the_arrival_order(
@@ -369,8 +381,11 @@ def test_a_callback_the_store_cannot_keep_is_logged_and_still_answered_204(
     assert signed_post(name, fixture(form)).status_code == 204
 
     (failure,) = [r for r in caplog.records if r.name == "shared.outcomes"]
-    assert failure.levelno == logging.ERROR
-    assert failure.getMessage().startswith("Could not keep a status callback of ")
+    sid = fixture(form)["CallSid" if name == "call_status" else "MessageSid"]
+    assert (failure.levelno, failure.getMessage()) == (
+        logging.ERROR,
+        f"Could not keep a status callback of {sid} in the outcomes table (StateUnavailableError)",
+    )
     assert len([r for r in caplog.records if r.name == "shared.call_events"]) == 1  # the event is still logged
 
 
