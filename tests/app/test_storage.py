@@ -45,12 +45,27 @@ def test_a_store_that_is_down_answers_503_state_unavailable_with_retry_after(
     assert twilio.received == []
 
 
+@pytest.mark.usefixtures("unreachable_storage")
+def test_a_table_that_cannot_be_created_is_logged_naming_it(
+    twilio: TwilioStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    keyed("make_call", CALL, "key-1")
+
+    assert ("WARNING", "Table storage failed while creating table idempotency: ServiceRequestError") in logged(
+        caplog, "shared.storage"
+    )
+
+
 def test_a_malformed_connection_string_answers_503_naming_it(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
     env.setenv("AzureWebJobsStorage", "DefaultEndpointsProtocol=https;AccountName=nokey")
     response = keyed("make_call", CALL, None)
 
     assert response.status_code == 503
-    assert (error_of(response)["code"], error_of(response)["target"]) == ("configuration_error", "AzureWebJobsStorage")
+    assert error_of(response) == {
+        "code": "configuration_error",
+        "message": "Setting AzureWebJobsStorage does not name a usable storage account (see its Table service).",
+        "target": "AzureWebJobsStorage",
+    }
     assert twilio.received == []
 
 
