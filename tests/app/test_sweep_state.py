@@ -110,24 +110,30 @@ def test_counters_of_an_ended_hour_or_utc_day_are_deleted(storage: Azurite) -> N
 def test_the_counters_the_app_writes_are_kept_until_their_window_ends(
     twilio: TwilioStandIn, storage: Azurite, env: pytest.MonkeyPatch
 ) -> None:
-    """The app's own rows, both limits on: a sweep within their hour keeps both, the next hour's deletes
-    the number's, and the next UTC day's the app's too."""
+    """The app's own rows, both limits on: a sweep in their hour's last second keeps both, one at the next
+    hour deletes the number's, one in the UTC day's last second keeps the app's, and one at the next day
+    deletes it. Times come from the hour the app wrote, so the test holds at any time, 23:00 UTC included."""
     env.setenv("DAILY_LIMIT", "100")
-    before = datetime.now(UTC)
     assert keyed("make_call", CALL, None).status_code == 201
     table = counters_table(storage)
-    written = row_keys(table)
-    hour = before.replace(minute=0, second=0, microsecond=0)
+    written = list(table.list_entities())
+    (number_row,) = [entity for entity in written if entity["RowKey"] != limits.APP_ROW]
+    hour = datetime.strptime(number_row["Window"], "%Y%m%d%H").replace(tzinfo=UTC)
+    next_day = hour.replace(hour=0) + timedelta(days=1)
 
-    sweep(before)
+    sweep(hour + timedelta(hours=1) - SECOND)
     kept_within_the_hour = row_keys(table)
     sweep(hour + timedelta(hours=1))
-    kept_the_next_hour = row_keys(table)
-    sweep(hour.replace(hour=0) + timedelta(days=1))
+    kept_after_the_hour = row_keys(table)
+    for entity in written:
+        table.upsert_entity(entity)
+    sweep(next_day - SECOND)
+    kept_to_the_day_end = row_keys(table)
+    sweep(next_day)
 
-    assert len(written) == 2
-    assert kept_within_the_hour == written
-    assert kept_the_next_hour == {limits.APP_ROW}
+    assert kept_within_the_hour == {number_row["RowKey"], limits.APP_ROW}
+    assert number_row["RowKey"] not in kept_after_the_hour
+    assert limits.APP_ROW in kept_to_the_day_end
     assert row_keys(table) == set()
 
 
