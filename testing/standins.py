@@ -70,7 +70,7 @@ class StandIn:
     def __init__(self, tls: ssl.SSLContext | None = None, delay: Delay = 0.0) -> None:
         self.received: list[Received] = []
         self.faults: deque[Fault] = deque()
-        self.connections = 0
+        self.connections = 0  # that carried a request: a stray connect, as a port probe makes, is not counted
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it was answering at once
         self.delay = delay
@@ -160,7 +160,6 @@ class _Server(ThreadingHTTPServer):
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # answer at once, not after a delayed ACK
-        self.owner.count_connection()
         if self.tls is not None:
             sock = self.tls.wrap_socket(sock, server_side=True)
         return sock, address
@@ -169,6 +168,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    carried_a_request = False  # one handler per connection
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read what was received, not a log."""
@@ -187,6 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         owner = self.server.owner
+        if not self.carried_a_request:
+            self.carried_a_request = True
+            owner.count_connection()
         owner.enter()
         try:
             self._answer(owner)

@@ -73,9 +73,8 @@ def report(found: dict[str, int | None], listed: dict[str, str]) -> list[str]:
     others = Counter(_status(code) for code in found.values() if code not in KILLED | TIMEOUT | {SURVIVED})
     lines += [f"{count} {status}" for status, count in sorted(others.items())]
     lines += [f"  not listed: {m}" for m in survivors if m not in listed]
-    lines += [
-        f"  listed but no longer surviving: {m}" for m in listed if found.get(m, SURVIVED) not in {SURVIVED, None}
-    ]
+    lines += [f"  listed but no longer surviving: {m}" for m in listed if found.get(m) not in {SURVIVED, None}]
+    lines += [f"  listed but not a mutant of this code (renumbered?): {m}" for m in listed if m not in found]
     return lines
 
 

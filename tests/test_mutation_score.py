@@ -65,3 +65,11 @@ def test_a_listed_equivalent_not_tested_yet_is_not_reported_as_no_longer_survivi
 
     assert "1 not tested yet" in lines
     assert not any(line.startswith("  listed but no longer surviving") for line in lines)
+
+
+def test_a_listed_name_that_is_not_a_mutant_of_this_code_is_reported_as_stale() -> None:
+    """mutmut numbers a function's mutants afresh once it changes: a listing may come to name nothing."""
+    lines = report({"shared.settings.x_get__mutmut_4": 0}, LISTED)
+
+    assert "  listed but not a mutant of this code (renumbered?): shared.settings.x_get__mutmut_3" in lines
+    assert not any(line.startswith("  listed but no longer surviving") for line in lines)

@@ -108,6 +108,30 @@ def test_a_vault_that_stays_down_answers_503_after_bounded_retries(vault: KeyVau
     assert attempts == {"/secrets/twilio-account-sid/": 4, "/secrets/twilio-auth-token/": 4}
 
 
+def test_a_vaults_retries_of_every_kind_together_stop_at_4(vault: KeyVaultStandIn) -> None:
+    """Two dropped connections and three 503s: each kind is within azure-core's own limit of 3, so only the
+    total of 4 retries stops the fifth failure from being tried again."""
+    vault.fail_next(Fault(drop=True), Fault(drop=True), UNAVAILABLE, UNAVAILABLE, UNAVAILABLE)
+
+    with pytest.raises(ApiError) as raised:
+        keyvault.read_secrets(vault.url, ["twilio-account-sid"])
+
+    assert raised.value.inner == {"key_vault_status": 503}
+    assert len([r for r in vault.received if "Authorization" in r.headers]) == 5
+
+
+def test_a_vault_that_stops_answering_is_given_up_on_after_two_tries(vault: KeyVaultStandIn) -> None:
+    """Each try waits 5 s for an answer, and no try starts once 8 s have passed; one answer, 20 s late, would
+    have read the secret."""
+    vault.fail_next(*[Fault(delay=20)] * 5)
+
+    with pytest.raises(ApiError) as raised:
+        keyvault.read_secrets(vault.url, ["twilio-account-sid"])
+
+    assert raised.value.message == f"Key Vault {vault.url} could not be reached to read 'twilio-account-sid'."
+    assert len([r for r in vault.received if "Authorization" in r.headers]) == 2
+
+
 def test_no_managed_identity_answers_503_saying_so(vault: KeyVaultStandIn, env: pytest.MonkeyPatch) -> None:
     env.setenv("IDENTITY_HEADER", "wrong-header")
     env.setenv("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")

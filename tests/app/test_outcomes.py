@@ -20,7 +20,7 @@ from devtools.azurite import ACCOUNT_NAME, Azurite
 from shared.outcomes import RETRY_HEADER, TABLE, expired
 from shared.settings import ConfigurationError, Settings
 from testing.standins import TwilioStandIn
-from tests.app.state_support import keyed, table
+from tests.app.state_support import Mishap, TableProxy, keyed, table
 from tests.support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -387,6 +387,21 @@ def test_a_callback_the_store_cannot_keep_is_logged_and_still_answered_204(
         f"Could not keep a status callback of {sid} in the outcomes table (StateUnavailableError)",
     )
     assert len([r for r in caplog.records if r.name == "shared.call_events"]) == 1  # the event is still logged
+
+
+@pytest.mark.parametrize(("function", "noun"), [("make_call", "call"), ("send_sms", "message")])
+def test_a_201_whose_outcome_cannot_be_kept_is_logged_naming_its_sid(
+    twilio: TwilioStandIn, table_proxy: TableProxy, caplog: pytest.LogCaptureFixture, function: str, noun: str
+) -> None:
+    table_proxy.upon("POST", TABLE, then=Mishap(status=500))
+
+    response = keyed(function, CALL if function == "make_call" else TEXT, None)
+
+    assert response.status_code == 201
+    sid = body_json(response)["sid"]
+    assert logged(caplog, "shared.outcomes") == [
+        ("ERROR", f"Could not keep the {noun} {sid} in the outcomes table (HttpResponseError)")
+    ]
 
 
 def test_a_status_callback_costs_one_table_round_trip(twilio: TwilioStandIn, table_round_trips: list[str]) -> None:

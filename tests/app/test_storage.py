@@ -69,14 +69,21 @@ def test_a_malformed_connection_string_answers_503_naming_it(twilio: TwilioStand
     assert twilio.received == []
 
 
-def test_identity_based_storage_uses_the_apps_managed_identity(
-    twilio: TwilioStandIn, vault: KeyVaultStandIn, env: pytest.MonkeyPatch
-) -> None:
-    """The vault stand-in plays a Table endpoint here: it records what reaches it, then refuses it."""
+@pytest.fixture
+def identity_based_storage(vault: KeyVaultStandIn, env: pytest.MonkeyPatch) -> KeyVaultStandIn:
+    """The vault stand-in (HTTPS, as a bearer token needs) plays a Table endpoint reached with the app's identity:
+    it records what reaches it, then refuses it."""
     env.delenv("KEY_VAULT_URL")
     env.setenv("AzureWebJobsStorage__tableServiceUri", vault.url)
     env.setenv("AzureWebJobsStorage__credential", "managedidentity")
     env.setenv("AzureWebJobsStorage__clientId", "00000000-0000-0000-0000-0000000000c1")
+    return vault
+
+
+def test_identity_based_storage_uses_the_apps_managed_identity(
+    twilio: TwilioStandIn, identity_based_storage: KeyVaultStandIn
+) -> None:
+    vault = identity_based_storage
     response = keyed("make_call", CALL, None)
 
     assert response.status_code == 503
@@ -84,6 +91,23 @@ def test_identity_based_storage_uses_the_apps_managed_identity(
     assert token_request.query["resource"] == ["https://storage.azure.com"]
     assert token_request.query["client_id"] == ["00000000-0000-0000-0000-0000000000c1"]
     assert vault.received[0].headers["Authorization"].startswith("Bearer identity-token-")
+    assert twilio.received == []
+
+
+def test_identity_based_storage_that_stops_answering_is_given_up_on_after_2_seconds(
+    twilio: TwilioStandIn, identity_based_storage: KeyVaultStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first request, a table's creation, is a POST, which is not tried again: it waits 2 s for an answer
+    and times out, where the vault stand-in's refusal, 20 s late, would have answered it."""
+    store = identity_based_storage
+    store.fail_next(Fault(delay=20))
+
+    response = keyed("make_call", CALL, None)
+
+    assert (response.status_code, error_of(response)["code"]) == (503, "state_unavailable")
+    assert logged(caplog, "shared.storage") == [
+        ("WARNING", "Table storage failed while creating table limits: ServiceResponseTimeoutError")
+    ]
     assert twilio.received == []
 
 

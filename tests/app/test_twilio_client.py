@@ -168,14 +168,33 @@ def test_an_unreachable_twilio_answers_502_nothing_sent(
     assert error_of(response)["message"] == "Twilio could not be reached; nothing was sent."
 
 
-def test_a_refused_connection_is_retried_twice_before_answering(twilio: TwilioStandIn, env: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_a_refused_connection_is_retried_twice_before_answering(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, scheme: str
+) -> None:
+    """Twilio's own https:// as well as a local sandbox's http://: the connection is refused before any TLS."""
     retries: list[bool] = []
     with refusing_port() as url:
-        env.setenv("TWILIO_API_BASE_URL", url)
+        env.setenv("TWILIO_API_BASE_URL", url.replace("http://", f"{scheme}://", 1))
         with on_retry(lambda: retries.append(True)):
             response = post_json("make_call", CALL)
 
     assert (response.status_code, retries) == (502, [True, True])
+
+
+def test_urllib3s_lines_about_a_retry_name_no_account_sid(
+    twilio: TwilioStandIn, env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """urllib3 logs the request path, /Accounts/AC…/Calls.json, from two loggers as it retries."""
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    with refusing_port() as url:
+        env.setenv("TWILIO_API_BASE_URL", url)
+        post_json("make_call", CALL)
+
+    lines = {(r.name, r.getMessage()) for r in caplog.records if r.name.startswith("urllib3")}
+    redacted = {name for name, message in lines if "/Accounts/AC…/Calls.json" in message}
+    assert redacted == {"urllib3.connectionpool", "urllib3.util.retry"}
+    assert not [message for _, message in lines if ACCOUNT_SID in message]
 
 
 def test_the_retries_of_a_refused_connection_wait_nothing_then_half_a_second(twilio: TwilioStandIn) -> None:
