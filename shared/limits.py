@@ -115,14 +115,15 @@ def _take(counters: Sequence[_Counter], number: str) -> None:
             writes: list[tuple[dict[str, Any], str | None]] = []
             for counter in counters:
                 entity = found.get(counter.row)
-                used = int(entity["Count"]) if entity is not None and entity["Window"] == counter.window else 0
+                window = _window(counter, entity)
+                used = int(entity["Count"]) if entity is not None and entity["Window"] == window else 0
                 if used >= counter.limit:
                     raise _exceeded(counter, number)
                 takers = [*_takers(entity)[1 - _TAKERS :], token]
                 taken = {
                     "PartitionKey": PARTITION,
                     "RowKey": counter.row,
-                    "Window": counter.window,
+                    "Window": window,
                     "Count": used + 1,
                     "Takers": " ".join(takers),
                 }
@@ -130,6 +131,12 @@ def _take(counters: Sequence[_Counter], number: str) -> None:
             if table.write_all(writes):
                 return
     raise storage.StateUnavailableError("is too busy to count this request under the limits")
+
+
+def _window(counter: _Counter, entity: Mapping[str, Any] | None) -> str:
+    """The window a request counts in: its own, or a later one another request already began on the row. As
+    the hour turns, a request that read the clock just before it must not start the new hour's count again."""
+    return counter.window if entity is None else max(counter.window, str(entity["Window"]))
 
 
 def _takers(entity: Mapping[str, Any] | None) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -72,3 +73,13 @@ def zone_ahead_of_utc() -> Iterator[None]:
         finally:
             zone.undo()
             time.tzset()
+
+
+@pytest.fixture
+def clear_of_the_hour_turn() -> None:
+    """For a test that counts several requests in one window, which the clock hour (and UTC day) turning would
+    split: one that would start in an hour's last 30 seconds waits for the next hour."""
+    now = datetime.now(UTC)
+    left = (now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1) - now).total_seconds()
+    if left < 30:
+        time.sleep(left + 0.1)

@@ -146,6 +146,7 @@ def test_a_key_header_sent_twice_to_an_instance_answers_400(instances: Instances
     assert instances.creations_to(number) == 0
 
 
+@pytest.mark.usefixtures("clear_of_the_hour_turn")
 def test_two_instances_at_once_never_exceed_the_hourly_limit(instances: Instances) -> None:
     number = a_number()
     done: list[requests.Response] = []

@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -17,7 +16,7 @@ import pytest
 from devtools.azurite import ACCOUNT_NAME, Azurite
 from devtools.sandbox.answers import twilio_error
 from shared.errors import ApiError
-from shared.limits import _Counter, _counters, _exceeded, past_windows, take_slot
+from shared.limits import _Counter, _counters, _exceeded, _take, past_windows, take_slot
 from shared.settings import Settings
 from testing.process_state import clear_caches
 from testing.standins import Fault, Received, StandIn, TwilioStandIn
@@ -39,6 +38,9 @@ from tests.app.state_support import (
 from tests.support import error_of, logged
 
 OTHER_NUMBER = "+15558675311"
+NEVER = datetime.max.replace(tzinfo=UTC)
+# A test here counts several requests in one window, which the clock hour turning would split.
+pytestmark = pytest.mark.usefixtures("clear_of_the_hour_turn")
 
 
 def _end_of_hour(moment: datetime) -> datetime:
@@ -61,16 +63,6 @@ def _seconds_to_window_end(before: datetime, after: datetime, window_end: Callab
         fewest, most = (max(1, math.ceil((end - moment).total_seconds())) for moment in (after, before))
         seconds.update(range(fewest, most + 1))
     return seconds
-
-
-@pytest.fixture(autouse=True)
-def clear_of_the_hour_turn() -> None:
-    """A test here counts several requests in one window, which the clock hour turning would split: one
-    that would start in an hour's last 30 seconds waits for the next hour."""
-    now = datetime.now(UTC)
-    left = (_end_of_hour(now) - now).total_seconds()
-    if left < 30:
-        time.sleep(left + 0.1)
 
 
 @pytest.fixture
@@ -221,17 +213,36 @@ def test_a_refusal_is_logged_with_the_number_masked(
 @pytest.mark.parametrize("left", [timedelta(0), timedelta(milliseconds=500)], ids=["ended", "last half second"])
 def test_a_refusal_as_its_window_ends_says_retry_after_1_second(left: timedelta) -> None:
     """A count read just before the hour turns may be refused just after: Retry-After is never below 1."""
-    hourly = _Counter(
+    hourly = two_an_hour_counter("2026120121", ends=datetime.now(UTC) + left)
+
+    assert _exceeded(hourly, CALL["to"]).headers == {"Retry-After": "1"}
+
+
+def test_a_request_still_in_the_ending_hour_counts_in_the_hour_another_request_began(storage: Azurite) -> None:
+    """As the hour turns, requests of both hours meet on one row: one still in the old hour must not start the
+    new hour's count again."""
+    begun, ending = two_an_hour_counter("2026120400"), two_an_hour_counter("2026120323")
+    for _ in range(2):
+        _take([begun], CALL["to"])
+
+    with pytest.raises(ApiError) as refused:
+        _take([ending], CALL["to"])
+
+    assert refused.value.status == 429
+    counters = table(storage, "limits").list_entities()
+    assert [(row["Window"], row["Count"]) for row in counters] == [("2026120400", 2)]
+
+
+def two_an_hour_counter(window: str, ends: datetime = NEVER) -> _Counter:
+    return _Counter(
         row="to-number",
-        window="2026120121",
+        window=window,
         limit=2,
-        ends=datetime.now(UTC) + left,
+        ends=ends,
         setting="DESTINATION_HOURLY_LIMIT",
         target="to",
         what="calls and texts to this number this hour",
     )
-
-    assert _exceeded(hourly, CALL["to"]).headers == {"Retry-After": "1"}
 
 
 def test_a_lone_counter_is_written_without_a_transaction(twilio: TwilioStandIn, table_round_trips: list[str]) -> None:
