@@ -206,7 +206,11 @@ def test_concurrent_requests_with_one_key_reach_twilio_once(held_twilio: HeldTwi
 # --- which keys are accepted -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["", " \t ", "x" * 256, "caf\u00e9", "tab\there", "del\x7f", "form-feed\x0c"], ids=repr)
+@pytest.mark.parametrize(
+    "key",
+    ["", " \t ", "x" * 256, "caf\u00e9", "tab\there", "del\x7f", "form-feed\x0c"],
+    ids=["empty", "blank", "256 characters", "not ascii", "a tab", "a delete", "a form feed"],
+)
 def test_a_malformed_key_answers_400(twilio: TwilioStandIn, storage: Azurite, key: str) -> None:
     response = keyed("make_call", CALL, key)
 
