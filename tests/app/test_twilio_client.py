@@ -182,6 +182,20 @@ def test_a_refused_connection_is_retried_twice_before_answering(
     assert (response.status_code, retries) == (502, [True, True])
 
 
+@pytest.fixture
+def urllib3_loggers_unfiltered() -> Iterator[None]:
+    """urllib3's loggers as a fresh process has them: the filter an earlier test's client added is taken off, so
+    that only the client built here can put it back."""
+    loggers = [logging.getLogger(name) for name in ("urllib3.connectionpool", "urllib3.util.retry")]
+    kept = [list(logger.filters) for logger in loggers]
+    for logger in loggers:
+        logger.filters.clear()
+    yield
+    for logger, filters in zip(loggers, kept, strict=True):
+        logger.filters[:] = filters
+
+
+@pytest.mark.usefixtures("urllib3_loggers_unfiltered")
 def test_urllib3s_lines_about_a_retry_name_no_account_sid(
     twilio: TwilioStandIn, env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
